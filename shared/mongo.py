@@ -1,0 +1,61 @@
+"""Database wiring: the client, collection names, and the indexes every service relies on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.settings import Settings
+
+Document = dict[str, object]
+
+
+def make_client(settings: Settings) -> AsyncMongoClient[Document]:
+    return AsyncMongoClient(
+        settings.mongo_url,
+        tz_aware=True,
+        uuidRepresentation="standard",
+        serverSelectionTimeoutMS=5_000,
+        retryWrites=True,
+    )
+
+
+@dataclass(frozen=True)
+class Collections:
+    """Collection names in one place (GridFS bucket `uploads` holds the workbooks)."""
+
+    users: str = "users"
+    tokens: str = "tokens"
+    reports: str = "reports"
+    source_reports: str = "source_reports"
+    sales: str = "sales"
+    idempotency: str = "idempotency_keys"
+    connections: str = "connections"
+    sync_state: str = "sync_state"
+    leases: str = "leases"
+    reference: str = "reference_data"
+    uploads_bucket: str = "uploads"
+
+
+COLLECTIONS = Collections()
+
+
+async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
+    """Idempotent; every service calls it at start-up."""
+    c = COLLECTIONS
+    await db[c.tokens].create_indexes([IndexModel([("user_id", ASCENDING)])])
+    await db[c.reports].create_indexes(
+        [
+            IndexModel([("creator_id", ASCENDING), ("channel_id", ASCENDING), ("created_at", DESCENDING)]),
+        ]
+    )
+    await db[c.source_reports].create_indexes([IndexModel([("report_id", ASCENDING)])])
+    await db[c.sales].create_indexes(
+        [
+            IndexModel([("report_id", ASCENDING), ("status", ASCENDING)]),
+            IndexModel([("source_report_id", ASCENDING), ("status", ASCENDING), ("sub_date", ASCENDING)]),
+        ]
+    )
+    await db[c.connections].create_indexes([IndexModel([("creator_id", ASCENDING)])])

@@ -1,0 +1,47 @@
+"""The stored sale row: one document per row of the `sales` collection, whatever its source.
+
+Every writer (ingest for Excel files and `sale recorded` events, connectors for platform sales)
+produces exactly this shape; analytics aggregates it and the gateway lists it.
+
+    _id               str       "<source_report_id>:<row key>" — deterministic, so a replayed
+                                write is a duplicate-key no-op instead of a second row
+    report_id         str
+    source_report_id  str
+    channel_id        Int64
+    creator_id        int
+    source            "excel" | "event" | "sweetclub" | "eduzz" | "ofd"
+    row               int | None      1-based Excel row (Excel sources only)
+    user_id           Int64 | None    Telegram user id (always set for Excel rows)
+    customer_key      str | None      buyer identity from a platform when no Telegram id is known
+    name, product, username, photo_url, phone_number, invite_link   str | None
+    is_premium        bool
+    birthdate         datetime | None (midnight UTC of the date)
+    status            "lead" | "sale" | "funnel" | "refunded" | "revenue" | None
+                      (None = subscriber without action; "revenue" = OFD day total, no user)
+    purchase_amount   Decimal128 | None
+    sub_date, unsub_date, action_date   datetime (UTC) | None
+    action_period_ms  Int64 | None    action_date − sub_date in milliseconds
+    extra             dict | None     platform fields kept as they came (connectors)
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+SaleSource = Literal["excel", "event", "sweetclub", "eduzz", "ofd"]
+ACTION_STATUSES: Final = ("lead", "sale", "funnel")
+# Fields the public sales listing may be ordered by (whitelist: nothing else reaches MongoDB).
+ORDERABLE_FIELDS: Final = (
+    "user_id",
+    "name",
+    "product",
+    "purchase_amount",
+    "username",
+    "is_premium",
+    "status",
+    "sub_date",
+    "unsub_date",
+    "action_date",
+    "action_period",
+    "row",
+)

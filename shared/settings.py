@@ -1,0 +1,61 @@
+"""The one Settings class. Every value can be set by an environment variable `SALESWIRE_<NAME>`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SALESWIRE_", env_file=None, extra="ignore")
+
+    # --- infrastructure -------------------------------------------------------------------
+    rabbit_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    # Prefix of every exchange and queue name, so that a test run and a demo can share one broker.
+    namespace: str = "saleswire"
+    mongo_url: str = "mongodb://127.0.0.1:27017/?directConnection=true"
+    mongo_db: str = "saleswire"
+    # How many unacknowledged messages one consumer holds; bounds memory and spreads work.
+    prefetch_count: int = 8
+    # Delivery attempts before a message is dead-lettered (quorum queue x-delivery-limit).
+    delivery_limit: int = 5
+
+    # --- HTTP -----------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    ingest_port: int = 8001
+    analytics_port: int = 8002
+    connectors_port: int = 8003
+
+    # --- uploads --------------------------------------------------------------------------
+    max_upload_bytes: int = 150 * 1024 * 1024
+    # How long POST /sales/create waits for ingest's verdict on the file before answering 200
+    # with the report still pending (the verdict then lands on the report as failed/success).
+    validation_wait_seconds: float = 600.0
+    max_listed_errors: int = 100
+    timezone: str = "UTC"
+
+    # --- Excel parsing limits (the parser runs in a child process under these caps) -------
+    parse_timeout_seconds: float = 900.0
+    parse_memory_bytes: int = 6 * 1024**3
+    max_rows: int = 2_000_000
+    max_columns: int = 64
+    max_uncompressed_bytes: int = 2 * 1024**3
+    max_compression_ratio: float = 200.0
+    insert_batch_size: int = 5_000
+
+    # --- API ------------------------------------------------------------------------------
+    max_page_limit: int = 1000
+    # Key that encrypts connection credentials at rest (Fernet, urlsafe base64 of 32 bytes).
+    credentials_key: SecretStr = Field(
+        default=SecretStr("ZGV2LW9ubHkta2V5LWNoYW5nZS1tZS1pbi1wcm9kISE="),
+    )
+
+    log_level: str = "INFO"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
