@@ -13,9 +13,7 @@ MESSAGES_DEAD_LETTERED = Counter(
 )
 DLQ_DEPTH = Gauge("saleswire_dlq_depth_messages", "Messages waiting in a dead-letter queue", ["queue"])
 
-HTTP_REQUESTS = Counter(
-    "saleswire_http_requests_total", "HTTP requests served", ["method", "route", "code"]
-)
+HTTP_REQUESTS = Counter("saleswire_http_requests_total", "HTTP requests served", ["method", "route", "code"])
 HTTP_LATENCY = Histogram(
     "saleswire_http_request_duration_seconds",
     "HTTP request latency",
@@ -25,9 +23,7 @@ HTTP_LATENCY = Histogram(
 
 ROWS_INGESTED = Counter("saleswire_rows_ingested_total", "Sale rows stored", ["source"])
 ROWS_REJECTED = Counter("saleswire_rows_rejected_total", "Rows rejected by validation", ["source"])
-FILES_PROCESSED = Counter(
-    "saleswire_files_processed_total", "Uploaded workbooks processed by ingest", ["outcome"]
-)
+FILES_PROCESSED = Counter("saleswire_files_processed_total", "Uploaded workbooks processed by ingest", ["outcome"])
 PARSE_SECONDS = Histogram(
     "saleswire_parse_duration_seconds",
     "Time to parse and validate one workbook",
@@ -41,12 +37,8 @@ REPORT_RECOMPUTE_SECONDS = Histogram(
 )
 REPORTS_FINISHED = Counter("saleswire_reports_finished_total", "Reports finished", ["status"])
 
-CONNECTOR_CALLS = Counter(
-    "saleswire_connector_calls_total", "Calls to external APIs", ["api", "outcome"]
-)
-CONNECTOR_CALL_SECONDS = Histogram(
-    "saleswire_connector_call_duration_seconds", "External API call latency", ["api"]
-)
+CONNECTOR_CALLS = Counter("saleswire_connector_calls_total", "Calls to external APIs", ["api", "outcome"])
+CONNECTOR_CALL_SECONDS = Histogram("saleswire_connector_call_duration_seconds", "External API call latency", ["api"])
 SYNC_LAG_SECONDS = Gauge(
     "saleswire_sync_lag_seconds", "Seconds since the oldest connection of a kind was last synced", ["api"]
 )

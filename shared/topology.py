@@ -27,7 +27,12 @@ ROUTING_KEYS: dict[type[contracts.Message], str] = {
     contracts.ReportFailed: "event.report_failed",
 }
 COMMANDS: frozenset[type[contracts.Message]] = frozenset(
-    {contracts.UploadExcel, contracts.SyncConnection, contracts.SweetClubSaleAdd, contracts.SweetClubRefundAdd}
+    {
+        contracts.UploadExcel,
+        contracts.SyncConnection,
+        contracts.SweetClubSaleAdd,
+        contracts.SweetClubRefundAdd,
+    }
 )
 
 
@@ -44,7 +49,13 @@ SALE_RECORDED = QueueSpec("ingest.sale-recorded", ROUTING_KEYS[contracts.SaleRec
 SALES_INGESTED = QueueSpec("analytics.sales-ingested", ROUTING_KEYS[contracts.SalesIngested])
 SYNC_CONNECTION = QueueSpec("connectors.sync", ROUTING_KEYS[contracts.SyncConnection])
 SWEETCLUB_COMMANDS = QueueSpec("connectors.sweetclub", "command.sweetclub.*")
-ALL_QUEUES: tuple[QueueSpec, ...] = (UPLOAD_EXCEL, SALE_RECORDED, SALES_INGESTED, SYNC_CONNECTION, SWEETCLUB_COMMANDS)
+ALL_QUEUES: tuple[QueueSpec, ...] = (
+    UPLOAD_EXCEL,
+    SALE_RECORDED,
+    SALES_INGESTED,
+    SYNC_CONNECTION,
+    SWEETCLUB_COMMANDS,
+)
 
 
 def bus_exchange(settings: Settings) -> RabbitExchange:

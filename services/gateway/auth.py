@@ -1,0 +1,62 @@
+"""Bearer tokens: random secrets handed out once, stored only as SHA-256 hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.mongo import COLLECTIONS, Document
+
+TOKEN_PREFIX = "sw_"  # noqa: S105 - a visible prefix, not a secret
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    name: str
+
+
+def hash_token(token: str) -> str:
+    # Tokens are 256-bit random values, so a fast unsalted hash is enough (no dictionary to attack).
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def create_user_token(db: AsyncDatabase[Document], name: str) -> tuple[User, str]:
+    """Create (or reuse, by name) a user and issue a new token for it. Returns the plaintext once."""
+    counter = await db["counters"].find_one_and_update(
+        {"_id": "users"}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+    )
+    assert counter is not None
+    existing = await db[COLLECTIONS.users].find_one({"name": name})
+    if existing is None:
+        user_id = int(counter["seq"])  # type: ignore[call-overload]
+        await db[COLLECTIONS.users].insert_one({"_id": user_id, "name": name, "created_at": datetime.now(UTC)})
+    else:
+        user_id = int(existing["_id"])  # type: ignore[call-overload]
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    await db[COLLECTIONS.tokens].insert_one(
+        {"_id": hash_token(token), "user_id": user_id, "created_at": datetime.now(UTC), "revoked_at": None}
+    )
+    return User(user_id, name), token
+
+
+async def revoke_token(db: AsyncDatabase[Document], token: str) -> bool:
+    result = await db[COLLECTIONS.tokens].update_one(
+        {"_id": hash_token(token)}, {"$set": {"revoked_at": datetime.now(UTC)}}
+    )
+    return result.matched_count == 1
+
+
+async def user_for_token(db: AsyncDatabase[Document], token: str) -> User | None:
+    record = await db[COLLECTIONS.tokens].find_one({"_id": hash_token(token), "revoked_at": None})
+    if record is None:
+        return None
+    user = await db[COLLECTIONS.users].find_one({"_id": record["user_id"]})
+    if user is None:
+        return None
+    return User(int(user["_id"]), str(user["name"]))  # type: ignore[call-overload]

@@ -1,0 +1,210 @@
+"""Creating a report from an uploaded workbook: store the file, record the report, hand the
+file to ingest by reference, and wait for ingest's verdict so the caller gets its 409 now.
+
+The verdict travels through MongoDB (ingest writes it on the source report; the gateway polls
+that one document), so any gateway replica can answer any upload and concurrent uploads never
+queue behind one another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from bson import Decimal128, Int64, ObjectId
+from fastapi import Request
+from gridfs import AsyncGridFSBucket
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from services.gateway.auth import User
+from services.gateway.uploads import StoredUpload, UploadRejected, stream_upload_to_gridfs
+from shared import contracts
+from shared.broker import Bus
+from shared.logging import correlation_id
+from shared.mongo import COLLECTIONS, Document
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    """What POST /sales/create answers: a status code and its JSON body."""
+
+    status_code: int
+    body: dict[str, Any]
+
+
+class Unavailable(Exception):
+    """The broker did not take the command: nothing was accepted, the caller may retry."""
+
+
+async def create_report_from_upload(
+    request: Request,
+    db: AsyncDatabase[Document],
+    bus: Bus,
+    settings: Settings,
+    user: User,
+    channel_id: int,
+    name: str,
+    budget: Decimal,
+    idempotency_key: str | None,
+) -> Outcome:
+    key_id = f"{user.id}:{idempotency_key}" if idempotency_key else None
+    if key_id is not None:
+        previous = await _claim_idempotency_key(db, key_id)
+        if previous is not None:
+            return previous
+    try:
+        outcome = await _create(request, db, bus, settings, user, channel_id, name, budget, key_id)
+    except BaseException:
+        if key_id is not None:
+            await db[COLLECTIONS.idempotency].delete_one({"_id": key_id, "response": None})
+        raise
+    if key_id is not None:
+        await db[COLLECTIONS.idempotency].update_one(
+            {"_id": key_id},
+            {"$set": {"response": {"status_code": outcome.status_code, "body": outcome.body}}},
+        )
+    return outcome
+
+
+async def _claim_idempotency_key(db: AsyncDatabase[Document], key_id: str) -> Outcome | None:
+    """Claims the key for this request, or returns the first request's answer."""
+    try:
+        await db[COLLECTIONS.idempotency].insert_one(
+            {"_id": key_id, "response": None, "report_id": None, "created_at": datetime.now(UTC)}
+        )
+        return None
+    except DuplicateKeyError:
+        pass
+    for _ in range(600):
+        first = await db[COLLECTIONS.idempotency].find_one({"_id": key_id})
+        if first is None:
+            break
+        if first.get("response") is not None:
+            response: dict[str, Any] = first["response"]  # type: ignore[assignment]
+            return Outcome(int(response["status_code"]), response["body"])
+        await asyncio.sleep(0.5)
+    return Outcome(409, {"detail": "a request with this Idempotency-Key is still in progress", "errors": []})
+
+
+async def _create(
+    request: Request,
+    db: AsyncDatabase[Document],
+    bus: Bus,
+    settings: Settings,
+    user: User,
+    channel_id: int,
+    name: str,
+    budget: Decimal,
+    key_id: str | None,
+) -> Outcome:
+    bucket = AsyncGridFSBucket(db, bucket_name=COLLECTIONS.uploads_bucket)
+    report_id = uuid.uuid4().hex
+    source_report_id = uuid.uuid4().hex
+    try:
+        stored = await stream_upload_to_gridfs(
+            request,
+            bucket,
+            settings.max_upload_bytes,
+            metadata={"creator_id": user.id, "report_id": report_id, "source_report_id": source_report_id},
+        )
+    except UploadRejected as exc:
+        return Outcome(exc.status_code, {"detail": exc.detail})
+
+    now = datetime.now(UTC)
+    await db[COLLECTIONS.reports].insert_one(
+        {
+            "_id": report_id,
+            "name": name,
+            "channel_id": Int64(channel_id),
+            "creator_id": user.id,
+            "budget": Decimal128(budget),
+            "status": "pending",
+            "error_message": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+    )
+    await db[COLLECTIONS.source_reports].insert_one(
+        {
+            "_id": source_report_id,
+            "report_id": report_id,
+            "creator_id": user.id,
+            "channel_id": Int64(channel_id),
+            "kind": "excel",
+            "name": stored.filename,
+            "file_id": stored.file_id,
+            "size": stored.size,
+            "status": "pending",
+            "verdict": None,
+            "rows": None,
+            "created_at": now,
+        }
+    )
+    if key_id is not None:
+        await db[COLLECTIONS.idempotency].update_one({"_id": key_id}, {"$set": {"report_id": report_id}})
+    command = contracts.UploadExcel(
+        correlation_id=correlation_id.get() or uuid.uuid4().hex,
+        report_id=report_id,
+        source_report_id=source_report_id,
+        file_id=stored.file_id,
+        filename=stored.filename,
+        creator_id=user.id,
+        channel_id=channel_id,
+        timezone=settings.timezone,
+    )
+    try:
+        await bus.publish(command)
+    except Exception as exc:
+        log.error("upload command not accepted by the broker: %r", exc)
+        await _forget(db, bucket, report_id, stored)
+        raise Unavailable("the message broker is unavailable; nothing was stored, please retry") from exc
+    log.info("upload accepted", extra={"report_id": report_id, "bytes": stored.size})
+    return await _await_verdict(db, bucket, settings, report_id, source_report_id, stored)
+
+
+async def _await_verdict(
+    db: AsyncDatabase[Document],
+    bucket: AsyncGridFSBucket,
+    settings: Settings,
+    report_id: str,
+    source_report_id: str,
+    stored: StoredUpload,
+) -> Outcome:
+    deadline = time.monotonic() + settings.validation_wait_seconds
+    delay = 0.02
+    while time.monotonic() < deadline:
+        source = await db[COLLECTIONS.source_reports].find_one({"_id": source_report_id}, projection={"verdict": 1})
+        verdict: dict[str, Any] | None = source.get("verdict") if source else None  # type: ignore[assignment]
+        if verdict is not None:
+            if verdict["ok"]:
+                report = await db[COLLECTIONS.reports].find_one({"_id": report_id}, projection={"status": 1})
+                return Outcome(200, {"report_id": report_id, "status": (report or {}).get("status", "processing")})
+            # A rejected file leaves nothing behind.
+            await _forget(db, bucket, report_id, stored)
+            if verdict.get("kind") == "unsupported_format":
+                return Outcome(415, {"detail": verdict.get("detail") or "the file is not a spreadsheet"})
+            return Outcome(409, {"detail": verdict["detail"], "errors": verdict.get("errors", [])})
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, 0.25)
+    # Still being read: answer now; the report's status tells the rest.
+    return Outcome(200, {"report_id": report_id, "status": "pending"})
+
+
+async def _forget(db: AsyncDatabase[Document], bucket: AsyncGridFSBucket, report_id: str, stored: StoredUpload) -> None:
+    await db[COLLECTIONS.sales].delete_many({"report_id": report_id})
+    await db[COLLECTIONS.source_reports].delete_many({"report_id": report_id})
+    await db[COLLECTIONS.reports].delete_one({"_id": report_id})
+    try:
+        await bucket.delete(ObjectId(stored.file_id))
+    except Exception:  # already gone is fine
+        log.debug("upload %s already deleted", stored.file_id)

@@ -1,0 +1,48 @@
+"""Every FastAPI dependency of the gateway, in one place. Routes take these and nothing else."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.gateway.auth import User, user_for_token
+from shared.broker import Bus
+from shared.mongo import Document
+from shared.settings import Settings
+
+_bearer = HTTPBearer(auto_error=False, description="A token issued by `python -m services.gateway.tokens create`")
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_db(request: Request) -> AsyncDatabase[Document]:
+    db: AsyncDatabase[Document] = request.app.state.db
+    return db
+
+
+def get_bus(request: Request) -> Bus:
+    bus: Bus = request.app.state.bus
+    return bus
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+Db = Annotated[AsyncDatabase[Document], Depends(get_db)]
+BusDep = Annotated[Bus, Depends(get_bus)]
+
+
+async def current_user(db: Db, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> User:
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token", {"WWW-Authenticate": "Bearer"})
+    user = await user_for_token(db, credentials.credentials)
+    if user is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked token", {"WWW-Authenticate": "Bearer"})
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]

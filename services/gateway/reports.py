@@ -1,0 +1,187 @@
+"""Reads of reports and sale rows for the API. Every query is scoped to the caller (creator_id):
+someone else's report is indistinguishable from a missing one."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from bson import Decimal128, Int64
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.gateway.auth import User
+from shared.mongo import COLLECTIONS, Document
+
+METRIC_FIELDS = (
+    "profit", "subs", "sales", "leads", "funnel", "avg_sale", "avg_funnel", "avg_lead",
+    "premium_percent", "username_percent", "romi", "cpf", "cpl", "cac", "cpc",
+    "cr_leads", "cr_sales", "cr_funnel",
+)  # fmt: skip
+# Public name → stored field, for the report list's order_by whitelist.
+REPORT_ORDER_FIELDS = {"created_at": "created_at", "name": "name", "id": "_id", "channel_id": "channel_id"}
+
+
+def plain(value: Any) -> Any:
+    """BSON scalars → Python (Decimal128 → Decimal, Int64 → int)."""
+    if isinstance(value, Decimal128):
+        return value.to_decimal()
+    if isinstance(value, Int64):
+        return int(value)
+    return value
+
+
+async def find_report(db: AsyncDatabase[Document], user: User, report_id: str) -> Document | None:
+    return await db[COLLECTIONS.reports].find_one({"_id": report_id, "creator_id": user.id})
+
+
+async def report_view(db: AsyncDatabase[Document], user: User, report_id: str) -> dict[str, Any] | None:
+    """The report as the API returns it (before serialisation), or None when missing or foreign."""
+    doc = await find_report(db, user, report_id)
+    if doc is None:
+        return None
+    sources = (
+        await db[COLLECTIONS.source_reports]
+        .find({"report_id": report_id}, sort=[("created_at", ASCENDING), ("_id", ASCENDING)])
+        .to_list()
+    )
+    view: dict[str, Any] = {
+        "id": doc["_id"],
+        "name": doc["name"],
+        "created_at": doc["created_at"],
+        "channel_id": plain(doc["channel_id"]),
+        "status": doc["status"],
+        "budget": plain(doc["budget"]),
+        "creator_id": doc["creator_id"],
+        "error_message": doc.get("error_message"),
+        "updated_at": doc.get("updated_at") or doc["created_at"],
+        "source_reports": [
+            {
+                "id": s["_id"],
+                "kind": s.get("kind", "excel"),
+                "name": s.get("name") or s.get("filename") or s["_id"],
+                "status": s.get("status", "pending"),
+                "rows": s.get("rows"),
+                "created_at": s["created_at"],
+            }
+            for s in sources
+        ],
+    }
+    for field in METRIC_FIELDS:
+        view[field] = plain(doc.get(field))
+    return view
+
+
+async def list_reports(
+    db: AsyncDatabase[Document],
+    user: User,
+    channel_id: int,
+    order_by: str,
+    order_dir: Literal["asc", "desc"],
+    limit: int,
+    offset: int,
+) -> list[dict[str, Any]]:
+    field = REPORT_ORDER_FIELDS[order_by]
+    direction = ASCENDING if order_dir == "asc" else DESCENDING
+    cursor = db[COLLECTIONS.reports].find(
+        {"creator_id": user.id, "channel_id": Int64(channel_id)},
+        projection={"name": 1, "created_at": 1, "channel_id": 1},
+        sort=[(field, direction), ("_id", direction)],
+        skip=offset,
+        limit=limit,
+    )
+    return [
+        {
+            "id": d["_id"],
+            "name": d["name"],
+            "created_at": d["created_at"],
+            "channel_id": plain(d["channel_id"]),
+        }
+        async for d in cursor
+    ]
+
+
+async def find_source_report(
+    db: AsyncDatabase[Document], user: User, channel_id: int, source_report_id: str
+) -> Document | None:
+    return await db[COLLECTIONS.source_reports].find_one(
+        {"_id": source_report_id, "creator_id": user.id, "channel_id": Int64(channel_id)}
+    )
+
+
+def sales_query(
+    source_report_id: str,
+    status: str,
+    product: str | None,
+    is_premium: bool | None,
+    start_date: datetime | None,
+    end_date: datetime | None,
+    is_null_invite_link: bool | None,
+) -> Document:
+    """The filter of the sales listing. Every value is compared as a literal, never as an operator."""
+    query: Document = {"source_report_id": source_report_id, "status": status}
+    if product is not None:
+        query["product"] = {"$eq": product}
+    if is_premium is not None:
+        query["is_premium"] = is_premium
+    if is_null_invite_link is not None:
+        query["invite_link"] = None if is_null_invite_link else {"$ne": None}
+    if start_date is not None or end_date is not None:
+        bounds: dict[str, datetime] = {}
+        if start_date is not None:
+            bounds["$gte"] = _utc(start_date)
+        if end_date is not None:
+            bounds["$lte"] = _utc(end_date)
+        # The period applies to action_date, or to sub_date for rows without one.
+        query["$or"] = [{"action_date": bounds}, {"action_date": None, "sub_date": bounds}]
+    return query
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+SALE_ORDER_FIELDS = {
+    "user_id": "user_id", "name": "name", "product": "product", "purchase_amount": "purchase_amount",
+    "username": "username", "is_premium": "is_premium", "status": "status", "sub_date": "sub_date",
+    "unsub_date": "unsub_date", "action_date": "action_date", "action_period": "action_period_ms", "row": "row",
+}  # fmt: skip
+
+MS_PER_DAY = Decimal(86_400_000)
+
+
+async def list_sales(
+    db: AsyncDatabase[Document],
+    query: Document,
+    order_by: str | None,
+    order_dir: Literal["asc", "desc"],
+    limit: int,
+    offset: int,
+) -> list[dict[str, Any]]:
+    direction = ASCENDING if order_dir == "asc" else DESCENDING
+    sort = [(SALE_ORDER_FIELDS[order_by], direction)] if order_by else [("row", direction)]
+    cursor = db[COLLECTIONS.sales].find(query, sort=[*sort, ("_id", direction)], skip=offset, limit=limit)
+    return [sale_row_view(d) async for d in cursor]
+
+
+def sale_row_view(doc: Document) -> dict[str, Any]:
+    period_ms = plain(doc.get("action_period_ms"))
+    birthdate = doc.get("birthdate")
+    return {
+        "user_id": plain(doc.get("user_id")),
+        "name": doc.get("name"),
+        "product": doc.get("product"),
+        "purchase_amount": plain(doc.get("purchase_amount")),
+        "username": doc.get("username"),
+        "photo_url": doc.get("photo_url"),
+        "is_premium": bool(doc.get("is_premium")),
+        "phone_number": doc.get("phone_number"),
+        "birthdate": birthdate.date() if isinstance(birthdate, datetime) else None,
+        "status": doc.get("status"),
+        "sub_date": doc.get("sub_date"),
+        "unsub_date": doc.get("unsub_date"),
+        "action_date": doc.get("action_date"),
+        "action_period": None if period_ms is None else Decimal(period_ms) / MS_PER_DAY,
+        "invite_link": doc.get("invite_link"),
+    }

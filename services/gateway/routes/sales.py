@@ -1,0 +1,146 @@
+"""The four endpoints of the seed contract (`seeds/sales-analytics-api.md`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, status
+from fastapi.responses import JSONResponse
+from python_multipart.exceptions import MultipartParseError
+
+from services.gateway import reports
+from services.gateway.creation import Unavailable, create_report_from_upload
+from services.gateway.deps import BusDep, CurrentUser, Db, SettingsDep
+from services.gateway.schemas import (
+    CreateSalesResponse,
+    ErrorSchema,
+    ReportListItem,
+    ReportRequest,
+    ReportSchema,
+    SaleRowSchema,
+    SalesExceptionSchema,
+)
+from shared.contracts import ChannelId
+
+router = APIRouter(prefix="/sales", tags=["sales"])
+
+MAX_LIMIT = 1000  # documented maximum page size of every listing
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"page size, at most {MAX_LIMIT}")]
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+OrderDir = Literal["asc", "desc"]
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary", "description": "Excel workbook"}},
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/create",
+    response_model=CreateSalesResponse,
+    summary="Create sales from an Excel file and send them to analysis",
+    openapi_extra=_UPLOAD_BODY,
+    responses={
+        401: {"model": ErrorSchema},
+        409: {"model": SalesExceptionSchema, "description": "the file has errors; nothing was stored"},
+        413: {"model": ErrorSchema, "description": "the file is larger than the configured limit"},
+        415: {"model": ErrorSchema, "description": "the file is not a spreadsheet"},
+        503: {"model": ErrorSchema, "description": "the broker is unavailable; nothing was stored"},
+    },
+)
+async def create_sales(
+    request: Request,
+    user: CurrentUser,
+    db: Db,
+    bus: BusDep,
+    settings: SettingsDep,
+    channel_id: Annotated[ChannelId, Query(description="Telegram channel id, e.g. -1001234567890")],
+    name: Annotated[str, Query(min_length=1, max_length=200)],
+    budget: Annotated[Decimal, Query(ge=0, le=Decimal("1e12"), max_digits=16, decimal_places=2)],
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+) -> Any:
+    try:
+        outcome = await create_report_from_upload(
+            request, db, bus, settings, user, channel_id, name, budget, idempotency_key
+        )
+    except MultipartParseError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"malformed multipart body: {exc}") from exc
+    except Unavailable as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+    if outcome.status_code == 200:
+        return outcome.body
+    return JSONResponse(outcome.body, status_code=outcome.status_code)
+
+
+@router.get("/analytic", response_model=list[ReportListItem], summary="Reports of a channel")
+async def list_analytics(
+    user: CurrentUser,
+    db: Db,
+    channel_id: Annotated[ChannelId, Query()],
+    order_by: Annotated[Literal["created_at", "name", "id", "channel_id"], Query()] = "created_at",
+    order_dir: OrderDir = "desc",
+    limit: Limit = 10,
+    offset: Offset = 0,
+) -> Any:
+    return await reports.list_reports(db, user, channel_id, order_by, order_dir, limit, offset)
+
+
+@router.post(
+    "/analytic/report",
+    response_model=ReportSchema,
+    summary="Full report with every metric",
+    responses={404: {"model": ErrorSchema}},
+)
+async def get_report(user: CurrentUser, db: Db, body: ReportRequest) -> Any:
+    view = await reports.report_view(db, user, body.report_id)
+    if view is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "report not found")
+    return view
+
+
+SaleOrderBy = Literal[
+    "user_id", "name", "product", "purchase_amount", "username", "is_premium", "status",
+    "sub_date", "unsub_date", "action_date", "action_period", "row",
+]  # fmt: skip
+
+
+@router.get(
+    "/analytic/{channel_id}/{source_report_id}/sales",
+    response_model=list[SaleRowSchema],
+    summary="Sale rows of one source report",
+    responses={404: {"model": ErrorSchema}},
+)
+async def list_sales(
+    user: CurrentUser,
+    db: Db,
+    channel_id: Annotated[ChannelId, Path()],
+    source_report_id: Annotated[str, Path(min_length=1, max_length=64)],
+    status_: Annotated[Literal["lead", "sale", "funnel"], Query(alias="status")],
+    product: Annotated[str | None, Query(max_length=500)] = None,
+    is_premium: bool | None = None,
+    start_date: datetime | None = None,
+    end_date: datetime | None = None,
+    is_null_invite_link: bool | None = None,
+    order_by: SaleOrderBy | None = None,
+    order_dir: OrderDir = "asc",
+    limit: Limit = 10,
+    offset: Offset = 0,
+) -> Any:
+    source = await reports.find_source_report(db, user, channel_id, source_report_id)
+    if source is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "source report not found")
+    query = reports.sales_query(
+        source_report_id, status_, product, is_premium, start_date, end_date, is_null_invite_link
+    )
+    return await reports.list_sales(db, query, order_by, order_dir, limit, offset)

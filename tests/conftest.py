@@ -1,0 +1,52 @@
+"""Session-wide real infrastructure: one SecantusDB process, the local RabbitMQ, and a broker
+namespace unique to this run so that a running demo never sees test messages."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.mongo import Document, ensure_indexes
+from shared.settings import Settings
+from tests.infra import MongoServer, ensure_rabbitmq, rabbit_url
+
+
+@pytest.fixture(scope="session")
+def mongo_server() -> Iterator[MongoServer]:
+    server = MongoServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq() -> str:
+    ensure_rabbitmq()
+    return rabbit_url()
+
+
+@pytest.fixture
+def settings(mongo_server: MongoServer, rabbitmq: str) -> Settings:
+    """Settings for one test: its own database and its own broker namespace."""
+    tag = uuid.uuid4().hex[:10]
+    return Settings(
+        mongo_url=mongo_server.url,
+        mongo_db=f"test_{tag}",
+        rabbit_url=rabbitmq,
+        namespace=f"test.{tag}",
+        delivery_limit=3,
+    )
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[AsyncDatabase[Document]]:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongo_url, tz_aware=True)
+    database = client[settings.mongo_db]
+    await ensure_indexes(database)
+    yield database
+    await client.drop_database(settings.mongo_db)
+    await client.close()
