@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.settings import Settings
 
-Document = dict[str, object]
+# Documents are dynamic by nature; typed views are built at the edges (schemas, contracts).
+Document = dict[str, Any]
 
 
 def make_client(settings: Settings) -> AsyncMongoClient[Document]:

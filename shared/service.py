@@ -6,6 +6,7 @@ Run one with `uvicorn services.<name>.main:app`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
@@ -43,23 +44,25 @@ async def health(scope: Scope, receive: Receive, send: Send) -> None:
     await _json(send, 200, {"status": "alive"})
 
 
-async def check_dependencies(broker: RabbitBroker, mongo: AsyncMongoClient[Document]) -> dict[str, bool]:
+async def check_dependencies(broker: RabbitBroker, mongo: AsyncMongoClient[Document] | None) -> dict[str, bool]:
     """Is the broker connection up and does the database answer a ping, each within a second?"""
     broker_ok = False
     try:
-        broker_ok = await broker.ping(timeout=1.0)
+        broker_ok = await asyncio.wait_for(broker.ping(timeout=1.0), 1.5)
     except Exception:
         broker_ok = False
     db_ok = False
+    if mongo is None:
+        return {"broker": broker_ok, "database": False}
     try:
-        await mongo.admin.command("ping", maxTimeMS=1000)
+        await asyncio.wait_for(mongo.admin.command("ping"), 1.5)
         db_ok = True
     except Exception:
         db_ok = False
     return {"broker": broker_ok, "database": db_ok}
 
 
-def readiness(broker: RabbitBroker, mongo: Callable[[], AsyncMongoClient[Document]]) -> ASGIApp:
+def readiness(broker: RabbitBroker, mongo: Callable[[], AsyncMongoClient[Document] | None]) -> ASGIApp:
     async def ready(scope: Scope, receive: Receive, send: Send) -> None:
         checks = await check_dependencies(broker, mongo())
         ok = all(checks.values())
@@ -71,7 +74,7 @@ def readiness(broker: RabbitBroker, mongo: Callable[[], AsyncMongoClient[Documen
 def make_service_app(
     name: str,
     broker: RabbitBroker,
-    mongo: Callable[[], AsyncMongoClient[Document]],
+    mongo: Callable[[], AsyncMongoClient[Document] | None],
     *,
     on_startup: Sequence[Callable[[], Awaitable[None]]] = (),
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),

@@ -12,7 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.mongo import Document, ensure_indexes
 from shared.settings import Settings
-from tests.infra import MongoServer, ensure_rabbitmq, rabbit_url
+from tests.infra import MongoServer, delete_namespace, ensure_rabbitmq, rabbit_url
 
 
 @pytest.fixture(scope="session")
@@ -30,16 +30,17 @@ def rabbitmq() -> str:
 
 
 @pytest.fixture
-def settings(mongo_server: MongoServer, rabbitmq: str) -> Settings:
+def settings(mongo_server: MongoServer, rabbitmq: str) -> Iterator[Settings]:
     """Settings for one test: its own database and its own broker namespace."""
     tag = uuid.uuid4().hex[:10]
-    return Settings(
+    yield Settings(
         mongo_url=mongo_server.url,
         mongo_db=f"test_{tag}",
         rabbit_url=rabbitmq,
         namespace=f"test.{tag}",
         delivery_limit=3,
     )
+    delete_namespace(rabbitmq, f"test.{tag}")
 
 
 @pytest.fixture

@@ -41,9 +41,19 @@ class MongoServer:
     def start(self) -> None:
         log = open(self.dir / "server.log", "wb")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
-            [str(SECANTUS_BIN), "--host", "127.0.0.1", "--port", str(self.port),
-             "--storage-path", str(self.dir / "data"), "--log-level", "WARNING"],
-            stdout=log, stderr=subprocess.STDOUT,
+            [
+                str(SECANTUS_BIN),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--storage-path",
+                str(self.dir / "data"),
+                "--log-level",
+                "WARNING",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -92,3 +102,111 @@ def _port_open(port: int) -> bool:
 
 def rabbit_url() -> str:
     return os.environ.get("SALESWIRE_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+def delete_namespace(url: str, namespace: str) -> None:
+    """Removes the exchanges and queues a test run declared, so runs leave nothing behind."""
+    import asyncio
+
+    import aio_pika
+
+    from shared import topology
+    from shared.settings import Settings
+
+    settings = Settings(namespace=namespace, rabbit_url=url)
+
+    async def run() -> None:
+        connection = await aio_pika.connect(url)
+        async with connection:
+            channel = await connection.channel()
+            for spec in topology.ALL_QUEUES:
+                for name in (topology.queue_name(settings, spec), topology.dead_letter_queue_name(settings, spec)):
+                    await channel.queue_delete(name)
+            for exchange in (topology.bus_exchange(settings).name, topology.dead_letter_exchange(settings).name):
+                await channel.exchange_delete(exchange)
+
+    try:
+        asyncio.run(run())
+    except Exception as exc:  # cleanup must never fail a test run
+        print(f"warning: could not delete broker namespace {namespace}: {exc!r}")
+
+
+class ServiceProcess:
+    """One service run the way production runs it: `uvicorn services.<name>.main:app`."""
+
+    def __init__(self, name: str, module: str, port: int, env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.module = module
+        self.port = port
+        self.env = env
+        self.log_path = log_dir / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen(
+            [
+                str(ROOT / ".venv" / "bin" / "uvicorn"),
+                self.module,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--no-access-log",
+            ],
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited:\n{self.tail()}")
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} not ready within {timeout} s:\n{self.tail()}")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+def settings_env(settings: object) -> dict[str, str]:
+    """SALESWIRE_* variables that reproduce a Settings object in a child process."""
+    from shared.settings import Settings
+
+    assert isinstance(settings, Settings)
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump().items():
+        raw = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+        env[f"SALESWIRE_{name.upper()}"] = str(raw)
+    return env

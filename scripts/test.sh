@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The test command: builds the environments from the lock files, makes sure RabbitMQ runs,
+# lints and type-checks, then runs every test suite (unit, integration, e2e, ops) against the
+# real broker and a real SecantusDB process. Extra arguments go to pytest.
+# Long variants (1 M-row files, ≥20 kill cycles, 50 000 sales per platform): SALESWIRE_LONG_TESTS=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+bash scripts/ensure-rabbitmq.sh
+if [[ -f scripts/ensure-prometheus.sh ]]; then bash scripts/ensure-prometheus.sh; fi
+echo "== ruff" && .venv/bin/ruff check .
+echo "== mypy" && .venv/bin/mypy shared services deploy bench tests
+echo "== pytest" && .venv/bin/pytest -p no:cacheprovider "$@"

@@ -1,0 +1,69 @@
+"""Analytics composition root: consumes `sales ingested` events, maintains report documents.
+
+Run: `uvicorn services.analytics.main:app` (serves /health, /ready, /metrics, /asyncapi).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from faststream import AckPolicy
+from faststream.asgi import AsgiFastStream
+from pymongo import AsyncMongoClient
+
+from services.analytics.handlers import AnalyticsHandlers
+from services.analytics.repository import AnalyticsRepository
+from shared import contracts, topology
+from shared.broker import Bus, declare_topology, make_broker
+from shared.logging import configure_logging
+from shared.mongo import Document, ensure_indexes, make_client
+from shared.service import make_service_app
+from shared.settings import Settings, get_settings
+
+
+@dataclass
+class Runtime:
+    """What exists only once the service has started."""
+
+    mongo: AsyncMongoClient[Document] | None = None
+    handlers: AnalyticsHandlers | None = None
+
+
+def create_app(settings: Settings) -> AsgiFastStream:
+    broker = make_broker(settings)
+    bus = Bus(broker, settings)
+    runtime = Runtime()
+
+    @broker.subscriber(
+        topology.rabbit_queue(settings, topology.SALES_INGESTED),
+        topology.bus_exchange(settings),
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title="analytics.sales-ingested",
+        description="Recompute the metrics of a report whose rows changed",
+    )
+    async def on_sales_ingested(event: contracts.SalesIngested) -> None:
+        assert runtime.handlers is not None, "used before start-up"
+        await runtime.handlers.sales_ingested(event)
+
+    async def start() -> None:
+        runtime.mongo = make_client(settings)
+        db = runtime.mongo[settings.mongo_db]
+        await ensure_indexes(db)
+        runtime.handlers = AnalyticsHandlers(AnalyticsRepository(db), bus)
+        await broker.connect()
+        await declare_topology(broker, settings)
+
+    async def stop() -> None:
+        if runtime.mongo is not None:
+            await runtime.mongo.close()
+
+    return make_service_app("analytics", broker, lambda: runtime.mongo, on_startup=[start], on_shutdown=[stop])
+
+
+def _app_from_env() -> AsgiFastStream:
+    settings = get_settings()
+    configure_logging("analytics", settings.log_level)
+    return create_app(settings)
+
+
+app = _app_from_env()

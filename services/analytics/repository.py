@@ -1,0 +1,116 @@
+"""MongoDB adapter of analytics: one aggregation pass over a report's rows, and the report write."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from bson import Decimal128
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.analytics.metrics import ACTION_STATUSES, REVENUE_STATUSES, Totals
+from shared.mongo import COLLECTIONS, Document
+
+TERMINAL_SOURCE_STATES = frozenset({"ingested", "synced", "failed"})
+
+
+def _flag(condition: Any) -> dict[str, Any]:
+    return {"$cond": [condition, 1, 0]}
+
+
+def totals_pipeline(report_id: str) -> list[dict[str, Any]]:
+    """Groups rows by buyer first (so distinct users are counted without a giant set in memory),
+    then folds the groups into one document of totals."""
+    is_excel = {"$eq": ["$source", "excel"]}
+    has_username = {"$gt": [{"$strLenCP": {"$ifNull": ["$username", ""]}}, 0]}
+    per_user: dict[str, Any] = {
+        "_id": {"$ifNull": ["$user_id", "$customer_key"]},
+        "in_u": {"$max": _flag(is_excel)},
+        "premium": {"$max": _flag({"$and": [is_excel, {"$eq": ["$is_premium", True]}]})},
+        "username": {"$max": _flag({"$and": [is_excel, has_username]})},
+        "buyer": {"$max": _flag({"$eq": ["$status", "sale"]})},
+        "profit": {
+            "$sum": {"$cond": [{"$in": ["$status", list(REVENUE_STATUSES)]}, {"$ifNull": ["$purchase_amount", 0]}, 0]}
+        },
+    }
+    for status in ACTION_STATUSES:
+        is_status = {"$eq": ["$status", status]}
+        has_period = {"$and": [is_status, {"$ne": [{"$ifNull": ["$action_period_ms", None]}, None]}]}
+        per_user[f"n_{status}"] = {"$sum": _flag(is_status)}
+        per_user[f"ps_{status}"] = {"$sum": {"$cond": [has_period, "$action_period_ms", 0]}}
+        per_user[f"pn_{status}"] = {"$sum": _flag(has_period)}
+    known = {"$ne": ["$_id", None]}
+    overall: dict[str, Any] = {
+        "_id": None,
+        "subs": {"$sum": {"$cond": [{"$and": [known, {"$eq": ["$in_u", 1]}]}, 1, 0]}},
+        "premium_users": {"$sum": {"$cond": [known, "$premium", 0]}},
+        "username_users": {"$sum": {"$cond": [known, "$username", 0]}},
+        "buyers": {"$sum": {"$cond": [known, "$buyer", 0]}},
+        "profit": {"$sum": "$profit"},
+    }
+    for status in ACTION_STATUSES:
+        for prefix in ("n", "ps", "pn"):
+            overall[f"{prefix}_{status}"] = {"$sum": f"${prefix}_{status}"}
+    return [{"$match": {"report_id": report_id}}, {"$group": per_user}, {"$group": overall}]
+
+
+def _decimal(value: Any) -> Decimal:
+    if isinstance(value, Decimal128):
+        return value.to_decimal()
+    return Decimal(value or 0)
+
+
+class AnalyticsRepository:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.reports = db[COLLECTIONS.reports]
+        self.sources = db[COLLECTIONS.source_reports]
+        self.sales = db[COLLECTIONS.sales]
+
+    async def report(self, report_id: str) -> Document | None:
+        return await self.reports.find_one({"_id": report_id})
+
+    async def totals(self, report_id: str) -> Totals:
+        cursor = await self.sales.aggregate(totals_pipeline(report_id), allowDiskUse=True)
+        docs = await cursor.to_list()
+        if not docs:
+            return Totals()
+        d = docs[0]
+        return Totals(
+            subs=int(d["subs"]),
+            premium_users=int(d["premium_users"]),
+            username_users=int(d["username_users"]),
+            buyers=int(d["buyers"]),
+            counts={s: int(d[f"n_{s}"]) for s in ACTION_STATUSES},
+            profit=_decimal(d["profit"]),
+            period_ms_sum={s: int(d[f"ps_{s}"]) for s in ACTION_STATUSES},
+            period_n={s: int(d[f"pn_{s}"]) for s in ACTION_STATUSES},
+        )
+
+    async def sources_settled(self, report_id: str) -> bool:
+        """True when no source of the report is still being read or synced."""
+        unsettled = await self.sources.count_documents(
+            {"report_id": report_id, "status": {"$nin": list(TERMINAL_SOURCE_STATES)}}, limit=1
+        )
+        return unsettled == 0
+
+    async def save_metrics(self, report_id: str, metrics: dict[str, Any], status: str, started: datetime) -> bool:
+        """Writes the metrics unless a computation that started later has already written its own
+        (replicas may recompute one report concurrently; the latest start saw the most rows)."""
+        stored = {k: Decimal128(v) if isinstance(v, Decimal) else v for k, v in metrics.items()}
+        result = await self.reports.update_one(
+            {
+                "_id": report_id,
+                "$or": [{"computed_from": None}, {"computed_from": {"$lte": started}}],
+            },
+            {
+                "$set": {
+                    **stored,
+                    "status": status,
+                    "error_message": None,
+                    "computed_from": started,
+                    "updated_at": datetime.now(started.tzinfo),
+                }
+            },
+        )
+        return result.modified_count == 1 or result.matched_count == 1

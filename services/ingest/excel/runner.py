@@ -1,0 +1,228 @@
+"""`parse_workbook`: sniff in the parent, then parse in a capped child process.
+
+Whatever the file does to the reader (abort, segfault, memory exhaustion, endless work), the
+caller gets a `ParseOutcome`, never an exception: a hostile upload must fail as a 409/415 for
+that file, not kill the ingest service or come back forever as a redelivered message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Final
+
+from services.ingest.excel.sniff import sniff
+from services.ingest.excel.types import (
+    OUTCOME_KINDS,
+    CellError,
+    OutcomeKind,
+    ParseJob,
+    ParseLimits,
+    ParseOutcome,
+)
+
+PROJECT_ROOT: Final = Path(__file__).resolve().parents[3]
+WORKER_MODULE: Final = "services.ingest.excel.worker"
+RSS_POLL_SECONDS: Final = 0.2
+STDERR_TAIL: Final = 2000
+# Signals that mean "ran out of memory": Rust aborts on a failed allocation, the kernel's
+# OOM killer sends SIGKILL.
+_MEMORY_SIGNALS: Final = frozenset({signal.SIGABRT, signal.SIGKILL})
+
+
+def _file_outcome(kind: OutcomeKind, message: str, **fields: Any) -> ParseOutcome:
+    sheet = fields.pop("sheet", None)
+    error = CellError(sheet=sheet or "", row=None, column=None, cell=None, value=None, code=kind, message=message)
+    return ParseOutcome(kind=kind, total_errors=1, errors=(error,), sheet=sheet, **fields)
+
+
+def _gib(n: int) -> str:
+    return f"{n / 1024**3:g} GiB"
+
+
+def _memory_message(limits: ParseLimits) -> str:
+    return f"The file could not be read within the memory limit ({_gib(limits.memory_bytes)})."
+
+
+def _read_vm_hwm(pid: int) -> int | None:
+    """Peak resident set of a live process from /proc (bytes), None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+async def _watch_rss(pid: int, peak: list[int]) -> None:
+    # The child reports its own peak when it finishes; this covers children that crash.
+    while True:
+        value = _read_vm_hwm(pid)
+        if value is not None and value > peak[0]:
+            peak[0] = value
+        await asyncio.sleep(RSS_POLL_SECONDS)
+
+
+def _worker_env() -> dict[str, str]:
+    env = dict(os.environ)
+    path = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = f"{PROJECT_ROOT}{os.pathsep}{path}" if path else str(PROJECT_ROOT)
+    return env
+
+
+async def parse_workbook(job: ParseJob, limits: ParseLimits) -> ParseOutcome:
+    """Sniff, parse and validate one workbook; valid rows land in `job.spool_path`.
+
+    On any outcome but "ok" the spool file is removed, so that no partial data can be inserted.
+    """
+    started = time.monotonic()
+    outcome = await _parse(job, limits, started)
+    if not outcome.ok:
+        with contextlib.suppress(OSError):
+            job.spool_path.unlink(missing_ok=True)
+    return outcome
+
+
+async def _parse(job: ParseJob, limits: ParseLimits, started: float) -> ParseOutcome:
+    found = await asyncio.to_thread(sniff, job.path, limits)
+    if found.format is None:
+        kind: OutcomeKind = found.kind if found.kind in OUTCOME_KINDS else "unsupported_format"  # type: ignore[assignment]
+        return _file_outcome(
+            kind,
+            found.message or "The file is not a spreadsheet.",
+            sheet=found.sheet,
+            elapsed_seconds=time.monotonic() - started,
+        )
+    payload = json.dumps(
+        {
+            "path": str(job.path),
+            "spool_path": str(job.spool_path),
+            "format": found.format,
+            "timezone": job.timezone,
+            "max_errors": limits.max_listed_errors,
+            "max_rows": limits.max_rows,
+            "max_columns": limits.max_columns,
+            "memory_bytes": limits.memory_bytes,
+            "report_id": job.report_id,
+            "source_report_id": job.source_report_id,
+            "channel_id": job.channel_id,
+            "creator_id": job.creator_id,
+        }
+    ).encode()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        WORKER_MODULE,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=str(PROJECT_ROOT),
+        env=_worker_env(),
+    )
+    peak = [0]
+    watcher = asyncio.create_task(_watch_rss(proc.pid, peak))
+    timed_out = False
+    stdout = stderr = b""
+    try:
+        try:
+            stdout, stderr = await asyncio.wait_for(proc.communicate(payload), timeout=limits.timeout_seconds)
+        except TimeoutError:
+            timed_out = True
+    finally:
+        watcher.cancel()
+        if proc.returncode is None:
+            # Timeout, or our caller was cancelled: the child must not outlive the request.
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await asyncio.shield(proc.wait())
+    elapsed = time.monotonic() - started
+    common: dict[str, Any] = {
+        "format": found.format,
+        "elapsed_seconds": elapsed,
+        "peak_rss_bytes": peak[0] or None,
+        "sheet": found.sheet,
+    }
+    if timed_out:
+        return _file_outcome(
+            "parse_timeout",
+            f"The file could not be read within the time limit ({limits.timeout_seconds:g} s).",
+            diagnostic="killed after timeout",
+            **common,
+        )
+    return _interpret(proc.returncode, stdout, stderr, limits, common)
+
+
+def _interpret(
+    returncode: int | None,
+    stdout: bytes,
+    stderr: bytes,
+    limits: ParseLimits,
+    common: dict[str, Any],
+) -> ParseOutcome:
+    tail = stderr.decode("utf-8", "replace")[-STDERR_TAIL:] or None
+    answer = _last_json_line(stdout)
+    if answer is None:
+        if returncode is not None and returncode < 0:
+            sig = -returncode
+            name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+            message = (
+                _memory_message(limits)
+                if sig in _MEMORY_SIGNALS
+                else "The file could not be read: the spreadsheet reader crashed on it."
+            )
+            return _file_outcome("unreadable_file", message, diagnostic=f"worker killed by {name}: {tail}", **common)
+        return _file_outcome(
+            "unreadable_file",
+            "The file could not be read: the spreadsheet reader failed on it.",
+            diagnostic=f"worker exit {returncode} without an answer: {tail}",
+            **common,
+        )
+    peak = answer.get("peak_rss_bytes")
+    if isinstance(peak, int) and peak > (common["peak_rss_bytes"] or 0):
+        common["peak_rss_bytes"] = peak
+    if answer.get("sheet"):
+        common["sheet"] = str(answer["sheet"])
+    if answer.get("ok") is True:
+        return ParseOutcome(kind="ok", rows=int(answer.get("rows", 0)), diagnostic=tail, **common)
+    kind = answer.get("kind")
+    if kind == "out_of_memory":
+        return _file_outcome("unreadable_file", _memory_message(limits), diagnostic="MemoryError", **common)
+    try:
+        errors = tuple(CellError.from_dict(item) for item in answer.get("errors") or ())
+        total = int(answer.get("total_errors") or len(errors))
+    except (KeyError, TypeError, ValueError):
+        return _file_outcome(
+            "unreadable_file", "The file could not be read.", diagnostic=f"bad worker answer: {answer!r}", **common
+        )
+    if kind not in OUTCOME_KINDS or kind == "ok" or not errors:
+        return _file_outcome(
+            "unreadable_file", "The file could not be read.", diagnostic=f"bad worker answer: {answer!r}", **common
+        )
+    return ParseOutcome(
+        kind=kind,
+        total_errors=max(total, len(errors)),
+        errors=errors,
+        diagnostic=tail,
+        **common,
+    )
+
+
+def _last_json_line(stdout: bytes) -> dict[str, Any] | None:
+    for line in reversed(stdout.decode("utf-8", "replace").splitlines()):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+    return None

@@ -1,0 +1,141 @@
+"""Ingest's message handlers: an uploaded workbook, and sales published by other systems.
+
+Both are idempotent: rows have deterministic ids, so a redelivered message changes nothing a
+second time, and the `sales ingested` event they end with only asks analytics to recompute.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from services.ingest.excel import ParseJob, ParseLimits, ParseOutcome, parse_workbook
+from services.ingest.recorded import event_source_report_id, row_for
+from services.ingest.repository import IngestRepository, read_spool
+from shared import contracts
+from shared.broker import Bus, PermanentError
+from shared.metrics import FILES_PROCESSED, PARSE_SECONDS, ROWS_INGESTED, ROWS_REJECTED
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class IngestHandlers:
+    def __init__(self, repo: IngestRepository, bus: Bus, settings: Settings) -> None:
+        self.repo = repo
+        self.bus = bus
+        self.settings = settings
+
+    async def upload_excel(self, command: contracts.UploadExcel) -> None:
+        source = await self.repo.source_report(command.source_report_id)
+        if source is None:
+            # The gateway already rejected and forgot this upload; nothing is left to do.
+            log.info("source report %s no longer exists; skipping", command.source_report_id)
+            return
+        if source.get("status") == "ingested":
+            # Stored before, but we may have died before announcing it: announce again (harmless).
+            await self._announce(command, int(source.get("rows") or 0))
+            return
+        await self.repo.mark_processing(command.report_id, command.source_report_id)
+        with tempfile.TemporaryDirectory(prefix="saleswire-ingest-") as tmp:
+            workbook = Path(tmp) / "upload.bin"
+            spool = Path(tmp) / "rows.bson"
+            await self.repo.download(command.file_id, workbook)
+            started = time.perf_counter()
+            outcome = await parse_workbook(
+                ParseJob(
+                    path=workbook,
+                    spool_path=spool,
+                    report_id=command.report_id,
+                    source_report_id=command.source_report_id,
+                    channel_id=command.channel_id,
+                    creator_id=command.creator_id,
+                    timezone=command.timezone,
+                ),
+                ParseLimits.from_settings(self.settings),
+            )
+            PARSE_SECONDS.observe(time.perf_counter() - started)
+            log.info(
+                "workbook parsed",
+                extra={
+                    "outcome": outcome.kind,
+                    "rows": outcome.rows,
+                    "errors": outcome.total_errors,
+                    "seconds": round(outcome.elapsed_seconds, 3),
+                    "peak_rss_bytes": outcome.peak_rss_bytes,
+                    "diagnostic": outcome.diagnostic,
+                },
+            )
+            if not outcome.ok:
+                await self._reject(command, outcome)
+                return
+            await self.repo.accept(command.source_report_id, outcome.rows)
+            with spool.open("rb") as handle:
+                for batch in read_spool(handle, self.settings.insert_batch_size):
+                    await self.repo.insert_new(batch)
+        await self.repo.mark_ingested(command.source_report_id, outcome.rows)
+        ROWS_INGESTED.labels(source="excel").inc(outcome.rows)
+        FILES_PROCESSED.labels(outcome="ok").inc()
+        await self._announce(command, outcome.rows)
+
+    async def _reject(self, command: contracts.UploadExcel, outcome: ParseOutcome) -> None:
+        verdict: dict[str, Any] = {
+            "ok": False,
+            "kind": outcome.kind,
+            "detail": outcome.detail,
+            "total_errors": outcome.total_errors,
+            "errors": [e.to_dict() for e in outcome.errors],
+        }
+        await self.repo.reject(command.report_id, command.source_report_id, verdict)
+        ROWS_REJECTED.labels(source="excel").inc(outcome.total_errors)
+        FILES_PROCESSED.labels(outcome=outcome.kind).inc()
+        await self.bus.publish(
+            contracts.ReportFailed(
+                correlation_id=command.correlation_id, report_id=command.report_id, error_message=outcome.detail
+            )
+        )
+
+    async def _announce(self, command: contracts.UploadExcel, rows: int) -> None:
+        await self.bus.publish(
+            contracts.SalesIngested(
+                correlation_id=command.correlation_id,
+                report_id=command.report_id,
+                source_report_id=command.source_report_id,
+                rows=rows,
+            )
+        )
+
+    async def sale_recorded(self, event: contracts.SaleRecorded) -> None:
+        report = await self.repo.report(event.report_id)
+        if report is None or int(report["channel_id"]) != event.channel_id:
+            raise PermanentError(f"no report {event.report_id} for channel {event.channel_id}")
+        creator_id = int(report["creator_id"])
+        source_report_id = event_source_report_id(event.report_id, event.source)
+        await self.repo.ensure_source_report(
+            {
+                "_id": source_report_id,
+                "report_id": event.report_id,
+                "creator_id": creator_id,
+                "channel_id": report["channel_id"],
+                "kind": "event",
+                "name": event.source,
+                "status": "ingested",
+                "verdict": {"ok": True},
+                "created_at": event.occurred_at,
+            }
+        )
+        await self.repo.upsert([row_for(event, sale, creator_id) for sale in event.sales])
+        rows = await self.repo.count_rows(source_report_id)
+        await self.repo.mark_ingested(source_report_id, rows)
+        ROWS_INGESTED.labels(source="event").inc(len(event.sales))
+        await self.bus.publish(
+            contracts.SalesIngested(
+                correlation_id=event.correlation_id,
+                report_id=event.report_id,
+                source_report_id=source_report_id,
+                rows=rows,
+            )
+        )

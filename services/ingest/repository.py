@@ -1,0 +1,123 @@
+"""MongoDB adapter of the ingest service: report and source-report state, the uploaded file,
+and batched, idempotent writes of sale rows."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from bson import ObjectId
+from bson.raw_bson import RawBSONDocument
+from gridfs import AsyncGridFSBucket
+from pymongo import ReplaceOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
+
+from shared.mongo import COLLECTIONS, Document
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_KEY = 11000
+
+
+class IngestRepository:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
+        self.reports = db[COLLECTIONS.reports]
+        self.sources = db[COLLECTIONS.source_reports]
+        self.sales = db[COLLECTIONS.sales]
+        self.uploads = AsyncGridFSBucket(db, bucket_name=COLLECTIONS.uploads_bucket)
+
+    async def source_report(self, source_report_id: str) -> Document | None:
+        return await self.sources.find_one({"_id": source_report_id})
+
+    async def report(self, report_id: str) -> Document | None:
+        return await self.reports.find_one({"_id": report_id})
+
+    async def download(self, file_id: str, target: Path) -> int:
+        """Copies the stored upload to a local file, chunk by chunk (never whole in memory)."""
+        stream = await self.uploads.open_download_stream(ObjectId(file_id))
+        size = 0
+        with target.open("wb") as out:
+            while chunk := await stream.readchunk():
+                out.write(chunk)
+                size += len(chunk)
+        return size
+
+    async def mark_processing(self, report_id: str, source_report_id: str) -> None:
+        now = datetime.now(UTC)
+        await self.sources.update_one({"_id": source_report_id}, {"$set": {"status": "processing"}})
+        await self.reports.update_one(
+            {"_id": report_id, "status": "pending"}, {"$set": {"status": "processing", "updated_at": now}}
+        )
+
+    async def reject(self, report_id: str, source_report_id: str, verdict: dict[str, Any]) -> None:
+        """Records the file's rejection. The verdict is written last: it is what the gateway waits on."""
+        now = datetime.now(UTC)
+        await self.sales.delete_many({"source_report_id": source_report_id})
+        await self.reports.update_one(
+            {"_id": report_id},
+            {"$set": {"status": "failed", "error_message": verdict["detail"], "updated_at": now}},
+        )
+        await self.sources.update_one(
+            {"_id": source_report_id}, {"$set": {"status": "failed", "verdict": verdict, "rows": 0}}
+        )
+
+    async def accept(self, source_report_id: str, rows: int) -> None:
+        await self.sources.update_one(
+            {"_id": source_report_id},
+            {"$set": {"verdict": {"ok": True, "rows": rows}, "status": "storing", "rows": rows}},
+        )
+
+    async def mark_ingested(self, source_report_id: str, rows: int) -> None:
+        await self.sources.update_one(
+            {"_id": source_report_id},
+            {"$set": {"status": "ingested", "rows": rows, "ingested_at": datetime.now(UTC)}},
+        )
+
+    async def insert_new(self, docs: Sequence[RawBSONDocument | Document]) -> int:
+        """Inserts rows whose `_id` is deterministic; rows already there (a redelivered command)
+        are skipped by the unique `_id`, so replays store nothing twice. Returns rows inserted."""
+        if not docs:
+            return 0
+        try:
+            result = await self.sales.insert_many(docs, ordered=False)
+            return len(result.inserted_ids)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            return int(exc.details.get("nInserted", 0))
+
+    async def upsert(self, docs: Sequence[Document]) -> None:
+        """Replaces rows by `_id`: a re-sent sale (same publisher and external id) updates it."""
+        if docs:
+            await self.sales.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs], ordered=False)
+
+    async def ensure_source_report(self, doc: Document) -> None:
+        await self.sources.update_one({"_id": doc["_id"]}, {"$setOnInsert": doc}, upsert=True)
+
+    async def count_rows(self, source_report_id: str) -> int:
+        return await self.sales.count_documents({"source_report_id": source_report_id})
+
+
+def read_spool(handle: BinaryIO, batch_size: int) -> Iterator[list[RawBSONDocument]]:
+    """Reads concatenated BSON documents back in batches, without decoding them (the driver sends
+    the raw bytes as they are)."""
+    batch: list[RawBSONDocument] = []
+    while header := handle.read(4):
+        if len(header) < 4:
+            raise ValueError("truncated spool file")
+        length = int.from_bytes(header, "little")
+        body = handle.read(length - 4)
+        if len(body) != length - 4:
+            raise ValueError("truncated spool file")
+        batch.append(RawBSONDocument(header + body))
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

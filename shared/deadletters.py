@@ -1,0 +1,411 @@
+"""Dead letters: list, replay and discard them, and measure the depth of every dead-letter queue.
+
+Every consumer queue of the namespace has a dead-letter queue beside it (`shared.topology`). A
+message lands there either from the `DeadLetters` middleware (header `x-saleswire-reason`, plus
+`x-original-routing-key`) or from RabbitMQ itself when the quorum queue's delivery limit is hit
+(header `x-death` with reason `delivery_limit`, original routing key kept).
+
+- list: looks at dead letters without removing them (they are fetched unacknowledged and returned
+  to their queue when the channel closes);
+- replay: republishes each selected dead letter to the bus exchange with its original routing key,
+  persistent, mandatory, with a publisher confirm, and only then acknowledges the dead letter. A
+  crash in between replays it twice at worst, which consumers tolerate (they are idempotent);
+- discard: acknowledges (drops) the selected dead letters.
+
+CLI (settings from the `SALESWIRE_*` environment, like the services):
+
+    python -m shared.deadletters list    [--queue NAME] [--limit N] [--id MESSAGE_ID] [--json]
+    python -m shared.deadletters replay  [--queue NAME] [--limit N] [--id MESSAGE_ID] [--json]
+    python -m shared.deadletters discard [--queue NAME] [--limit N] [--id MESSAGE_ID] [--all] [--json]
+    python -m shared.deadletters depths  [--json]
+
+`--queue` takes a consumer queue's short name (`ingest.upload-excel`), its full name or its
+dead-letter queue's name. `discard` refuses to drop a whole queue unless `--all` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+from aiormq.exceptions import ChannelNotFoundEntity
+
+from shared import topology
+from shared.broker import REASON_HEADER
+from shared.metrics import DLQ_DEPTH
+from shared.settings import Settings, get_settings
+
+ORIGINAL_ROUTING_KEY_HEADER = "x-original-routing-key"
+REPLAYS_HEADER = "x-saleswire-replays"
+# Headers that describe the failure, not the message: dropped when the message is replayed.
+_FAILURE_HEADERS = (REASON_HEADER, ORIGINAL_ROUTING_KEY_HEADER, "x-delivery-count")
+_FAILURE_PREFIXES = ("x-death", "x-first-death-", "x-last-death-")
+PREVIEW_CHARS = 500
+
+log = logging.getLogger(__name__)
+
+Action = Literal["list", "replay", "discard"]
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One dead letter as an operator sees it."""
+
+    queue: str
+    message_id: str | None
+    correlation_id: str | None
+    routing_key: str
+    reason: str
+    dead_lettered_at: datetime | None
+    deliveries: int | None
+    size_bytes: int
+    preview: str
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        at = self.dead_lettered_at
+        data["dead_lettered_at"] = at.isoformat().replace("+00:00", "Z") if at else None
+        return data
+
+
+class UnknownQueueError(ValueError):
+    pass
+
+
+# --- reading headers -------------------------------------------------------------------------
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", errors="replace")
+    return "" if value is None else str(value)
+
+
+def _first_death(headers: Mapping[str, Any]) -> Mapping[str, Any]:
+    deaths = headers.get("x-death")
+    if isinstance(deaths, list | tuple) and deaths and isinstance(deaths[0], Mapping):
+        return deaths[0]
+    return {}
+
+
+def reason_of(headers: Mapping[str, Any]) -> str:
+    """Why the message was dead-lettered: our own reason header, else RabbitMQ's x-death reason."""
+    if headers.get(REASON_HEADER):
+        return _text(headers[REASON_HEADER])
+    death = _first_death(headers)
+    if death.get("reason"):
+        return _text(death["reason"])
+    if headers.get("x-first-death-reason"):
+        return _text(headers["x-first-death-reason"])
+    return "unknown"
+
+
+def original_routing_key(headers: Mapping[str, Any], fallback: str) -> str:
+    """The routing key the message had on the bus before it was dead-lettered."""
+    if headers.get(ORIGINAL_ROUTING_KEY_HEADER):
+        return _text(headers[ORIGINAL_ROUTING_KEY_HEADER])
+    keys = _first_death(headers).get("routing-keys")
+    if isinstance(keys, list | tuple) and keys:
+        return _text(keys[0])
+    return fallback
+
+
+def _dead_lettered_at(headers: Mapping[str, Any]) -> datetime | None:
+    when = _first_death(headers).get("time")
+    if isinstance(when, datetime):
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return None
+
+
+def _deliveries(headers: Mapping[str, Any]) -> int | None:
+    count = _first_death(headers).get("count")
+    if isinstance(count, int):
+        return count
+    raw = headers.get("x-delivery-count")
+    return int(raw) if isinstance(raw, int) else None
+
+
+def describe(queue: str, message: AbstractIncomingMessage) -> DeadLetter:
+    headers: Mapping[str, Any] = message.headers or {}
+    body = message.body
+    return DeadLetter(
+        queue=queue,
+        message_id=message.message_id,
+        correlation_id=message.correlation_id,
+        routing_key=original_routing_key(headers, message.routing_key or ""),
+        reason=reason_of(headers),
+        dead_lettered_at=_dead_lettered_at(headers),
+        deliveries=_deliveries(headers),
+        size_bytes=len(body),
+        preview=body[:PREVIEW_CHARS].decode("utf-8", errors="replace"),
+    )
+
+
+def replay_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
+    """The headers a replayed message carries: the failure bookkeeping removed, a replay count added."""
+    kept = {
+        key: value
+        for key, value in headers.items()
+        if key not in _FAILURE_HEADERS and not key.startswith(_FAILURE_PREFIXES)
+    }
+    previous = headers.get(REPLAYS_HEADER)
+    kept[REPLAYS_HEADER] = (previous if isinstance(previous, int) else 0) + 1
+    return kept
+
+
+# --- queues ------------------------------------------------------------------------------------
+
+
+def resolve_queues(settings: Settings, name: str | None) -> list[topology.QueueSpec]:
+    """Every consumer queue of the namespace, or the one `name` designates (short, full or DLQ name)."""
+    if name is None:
+        return list(topology.ALL_QUEUES)
+    for spec in topology.ALL_QUEUES:
+        if name in (spec.name, topology.queue_name(settings, spec), topology.dead_letter_queue_name(settings, spec)):
+            return [spec]
+    known = ", ".join(spec.name for spec in topology.ALL_QUEUES)
+    raise UnknownQueueError(f"unknown queue {name!r}; known queues: {known}")
+
+
+@asynccontextmanager
+async def _connect(settings: Settings) -> AsyncIterator[AbstractConnection]:
+    connection = await aio_pika.connect(settings.rabbit_url, timeout=10)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+async def _message_count(connection: AbstractConnection, queue: str) -> int | None:
+    """Ready messages in `queue` by a passive declare; None when the queue does not exist."""
+    channel = await connection.channel(publisher_confirms=False)
+    try:
+        declared = await channel.declare_queue(queue, passive=True)
+    except ChannelNotFoundEntity:
+        return None  # the failed passive declare has closed this channel already
+    result = declared.declaration_result.message_count
+    await channel.close()
+    return int(result or 0)
+
+
+async def dlq_depths(settings: Settings) -> dict[str, int]:
+    """Messages waiting in every dead-letter queue of the namespace, by DLQ name (0 if not declared)."""
+    depths: dict[str, int] = {}
+    async with _connect(settings) as connection:
+        for spec in topology.ALL_QUEUES:
+            name = topology.dead_letter_queue_name(settings, spec)
+            depths[name] = await _message_count(connection, name) or 0
+    return depths
+
+
+async def update_dlq_depth_gauge(settings: Settings) -> dict[str, int]:
+    """Set `saleswire_dlq_depth_messages{queue=<DLQ name>}` from the broker; returns the depths."""
+    depths = await dlq_depths(settings)
+    for name, depth in depths.items():
+        DLQ_DEPTH.labels(queue=name).set(depth)
+    return depths
+
+
+async def watch_dlq_depths(settings: Settings, interval_seconds: float = 15.0) -> None:
+    """Refresh the DLQ depth gauge forever (run it as a background task; cancel it to stop).
+    A broker outage only skips a round: the gauge keeps its last value until the next success."""
+    while True:
+        try:
+            await update_dlq_depth_gauge(settings)
+        except (OSError, aio_pika.exceptions.AMQPError, TimeoutError) as exc:
+            log.warning("could not read dead-letter queue depths: %r", exc)
+        await asyncio.sleep(interval_seconds)
+
+
+# --- list / replay / discard ----------------------------------------------------------------------
+
+
+async def _process_queue(
+    channel: AbstractChannel,
+    settings: Settings,
+    spec: topology.QueueSpec,
+    action: Action,
+    *,
+    limit: int | None,
+    message_id: str | None,
+) -> list[DeadLetter]:
+    """Walk one DLQ once (at most the messages it held at the start), acting on the selected ones.
+
+    Messages are fetched unacknowledged and held, so each `get` returns the next one; those not
+    acted on go back to the queue when the caller closes the channel.
+    """
+    name = topology.dead_letter_queue_name(settings, spec)
+    try:
+        queue = await channel.declare_queue(name, passive=True)
+    except ChannelNotFoundEntity:
+        return []
+    to_scan = int(queue.declaration_result.message_count or 0)
+    bus = None
+    if action == "replay":
+        bus_spec = topology.bus_exchange(settings)
+        bus = await channel.get_exchange(bus_spec.name, ensure=True)
+    done: list[DeadLetter] = []
+    for _ in range(to_scan):
+        if limit is not None and len(done) >= limit:
+            break
+        message = await queue.get(no_ack=False, fail=False, timeout=10)
+        if message is None:
+            break
+        if message_id is not None and message.message_id != message_id:
+            continue
+        letter = describe(name, message)
+        if action == "replay":
+            assert bus is not None
+            await bus.publish(
+                aio_pika.Message(
+                    message.body,
+                    headers=replay_headers(message.headers or {}),
+                    content_type=message.content_type,
+                    content_encoding=message.content_encoding,
+                    correlation_id=message.correlation_id,
+                    message_id=message.message_id,
+                    timestamp=message.timestamp,
+                    type=message.type,
+                    app_id=message.app_id,
+                    priority=message.priority,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                ),
+                routing_key=letter.routing_key,
+                mandatory=True,
+                timeout=10,
+            )
+            await message.ack()
+        elif action == "discard":
+            await message.ack()
+        done.append(letter)
+    return done
+
+
+async def process_dead_letters(
+    settings: Settings,
+    action: Action,
+    *,
+    queue: str | None = None,
+    limit: int | None = None,
+    message_id: str | None = None,
+) -> list[DeadLetter]:
+    """List, replay or discard the dead letters selected by queue, message id and limit (per queue)."""
+    specs = resolve_queues(settings, queue)
+    done: list[DeadLetter] = []
+    async with _connect(settings) as connection:
+        for spec in specs:
+            # One channel per queue: closing it hands back every message fetched but not acked.
+            # Publisher confirms + on_return_raises: a replay that reaches no queue raises.
+            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            try:
+                done += await _process_queue(channel, settings, spec, action, limit=limit, message_id=message_id)
+            finally:
+                if not channel.is_closed:
+                    await channel.close()
+    return done
+
+
+async def list_dead_letters(
+    settings: Settings, *, queue: str | None = None, limit: int | None = 50, message_id: str | None = None
+) -> list[DeadLetter]:
+    return await process_dead_letters(settings, "list", queue=queue, limit=limit, message_id=message_id)
+
+
+async def replay_dead_letters(
+    settings: Settings, *, queue: str | None = None, limit: int | None = None, message_id: str | None = None
+) -> list[DeadLetter]:
+    return await process_dead_letters(settings, "replay", queue=queue, limit=limit, message_id=message_id)
+
+
+async def discard_dead_letters(
+    settings: Settings, *, queue: str | None = None, limit: int | None = None, message_id: str | None = None
+) -> list[DeadLetter]:
+    return await process_dead_letters(settings, "discard", queue=queue, limit=limit, message_id=message_id)
+
+
+# --- CLI -------------------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m shared.deadletters", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    for command, summary in (
+        ("list", "show dead letters with their reason, leaving them in place"),
+        ("replay", "republish dead letters to the bus with their original routing key, then drop them"),
+        ("discard", "drop dead letters"),
+    ):
+        sub = commands.add_parser(command, help=summary)
+        sub.add_argument("--queue", help="consumer queue (short or full name) or its dead-letter queue")
+        sub.add_argument("--limit", type=int, help="at most N messages per queue (list: 50 by default)")
+        sub.add_argument("--id", dest="message_id", help="only the message with this message id")
+        sub.add_argument("--json", action="store_true", help="one JSON object per line")
+        if command == "discard":
+            sub.add_argument("--all", action="store_true", help="allow dropping without --id or --limit")
+    depths = commands.add_parser("depths", help="messages waiting in each dead-letter queue")
+    depths.add_argument("--json", action="store_true")
+    return parser
+
+
+def _print_letters(letters: Sequence[DeadLetter], verb: str, as_json: bool) -> None:
+    if as_json:
+        for letter in letters:
+            print(json.dumps(letter.as_json(), ensure_ascii=False))
+        return
+    for letter in letters:
+        at = letter.dead_lettered_at.isoformat() if letter.dead_lettered_at else "-"
+        print(
+            f"{letter.queue}\t{letter.message_id or '-'}\t{letter.routing_key}\t{at}\t"
+            f"deliveries={letter.deliveries if letter.deliveries is not None else '-'}\t{letter.reason}"
+        )
+    print(f"{verb}: {len(letters)} dead letter(s)", file=sys.stderr)
+
+
+async def run(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = settings or get_settings()
+    if args.command == "depths":
+        found = await dlq_depths(settings)
+        if args.json:
+            print(json.dumps(found))
+        else:
+            for name, depth in found.items():
+                print(f"{name}\t{depth}")
+        return 0
+    if args.limit is not None and args.limit < 1:
+        print("--limit must be at least 1", file=sys.stderr)
+        return 2
+    if args.command == "discard" and not (args.all or args.message_id or args.limit):
+        print("discard needs --id, --limit or --all", file=sys.stderr)
+        return 2
+    limit = args.limit if args.limit is not None or args.command != "list" else 50
+    try:
+        letters = await process_dead_letters(
+            settings, args.command, queue=args.queue, limit=limit, message_id=args.message_id
+        )
+    except UnknownQueueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    verb = {"list": "listed", "replay": "replayed", "discard": "discarded"}[args.command]
+    _print_letters(letters, verb, args.json)
+    if args.message_id is not None and not letters:
+        print(f"no dead letter with message id {args.message_id!r}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return asyncio.run(run(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""The MongoDB aggregation computes exactly what the reference Python fold computes."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from bson import Decimal128, Int64
+
+from services.analytics.metrics import compute_metrics, totals_from_rows
+from services.analytics.repository import AnalyticsRepository
+
+
+def random_rows(report_id: str, n: int, seed: int) -> list[dict]:
+    rnd = random.Random(seed)
+    rows = []
+    base = datetime(2024, 1, 1, tzinfo=UTC)
+    for i in range(n):
+        status = rnd.choice([None, None, "lead", "sale", "funnel"])
+        sub = base + timedelta(minutes=rnd.randrange(100_000))
+        action = sub + timedelta(minutes=rnd.randrange(10_000)) if status else None
+        amount = Decimal(rnd.randrange(0, 100_000)) / 100 if status == "sale" else None
+        rows.append({
+            "_id": f"{report_id}:{i}", "report_id": report_id, "source_report_id": "s", "source": "excel",
+            "user_id": Int64(rnd.randrange(n // 2 + 1)), "customer_key": None, "status": status,
+            "purchase_amount": None if amount is None else Decimal128(amount),
+            "is_premium": rnd.random() < 0.3, "username": rnd.choice([None, "", "nick"]),
+            "sub_date": sub, "action_date": action,
+            "action_period_ms": None if action is None else Int64(int((action - sub).total_seconds() * 1000)),
+        })  # fmt: skip
+    rows.append(
+        {
+            "_id": f"{report_id}:ofd",
+            "report_id": report_id,
+            "source": "ofd",
+            "user_id": None,
+            "customer_key": None,
+            "status": "revenue",
+            "purchase_amount": Decimal128("1234.56"),
+        }
+    )
+    rows.append(
+        {
+            "_id": f"{report_id}:edz",
+            "report_id": report_id,
+            "source": "eduzz",
+            "user_id": None,
+            "customer_key": "eduzz:c1",
+            "status": "sale",
+            "purchase_amount": Decimal128("10.00"),
+            "action_period_ms": None,
+        }
+    )
+    return rows
+
+
+async def test_aggregation_matches_the_reference(db) -> None:
+    rows = random_rows("r1", 3000, seed=7)
+    await db.sales.insert_many(rows)
+    await db.sales.insert_many(random_rows("other", 200, seed=8))  # must not leak into r1
+    expected = totals_from_rows(rows)
+    actual = await AnalyticsRepository(db).totals("r1")
+    assert actual == expected
+    assert compute_metrics(Decimal(777), actual) == compute_metrics(Decimal(777), expected)
+
+
+async def test_empty_report_totals_are_zero(db) -> None:
+    totals = await AnalyticsRepository(db).totals("nothing")
+    metrics = compute_metrics(Decimal(100), totals)
+    assert metrics["subs"] == 0 and metrics["cpc"] is None
