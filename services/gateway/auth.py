@@ -34,10 +34,10 @@ async def create_user_token(db: AsyncDatabase[Document], name: str) -> tuple[Use
     assert counter is not None
     existing = await db[COLLECTIONS.users].find_one({"name": name})
     if existing is None:
-        user_id = int(counter["seq"])  # type: ignore[call-overload]
+        user_id = int(counter["seq"])
         await db[COLLECTIONS.users].insert_one({"_id": user_id, "name": name, "created_at": datetime.now(UTC)})
     else:
-        user_id = int(existing["_id"])  # type: ignore[call-overload]
+        user_id = int(existing["_id"])
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     await db[COLLECTIONS.tokens].insert_one(
         {"_id": hash_token(token), "user_id": user_id, "created_at": datetime.now(UTC), "revoked_at": None}
@@ -59,4 +59,4 @@ async def user_for_token(db: AsyncDatabase[Document], token: str) -> User | None
     user = await db[COLLECTIONS.users].find_one({"_id": record["user_id"]})
     if user is None:
         return None
-    return User(int(user["_id"]), str(user["name"]))  # type: ignore[call-overload]
+    return User(int(user["_id"]), str(user["name"]))

@@ -90,7 +90,7 @@ async def _claim_idempotency_key(db: AsyncDatabase[Document], key_id: str) -> Ou
         if first is None:
             break
         if first.get("response") is not None:
-            response: dict[str, Any] = first["response"]  # type: ignore[assignment]
+            response: dict[str, Any] = first["response"]
             return Outcome(int(response["status_code"]), response["body"])
         await asyncio.sleep(0.5)
     return Outcome(409, {"detail": "a request with this Idempotency-Key is still in progress", "errors": []})
@@ -184,7 +184,7 @@ async def _await_verdict(
     delay = 0.02
     while time.monotonic() < deadline:
         source = await db[COLLECTIONS.source_reports].find_one({"_id": source_report_id}, projection={"verdict": 1})
-        verdict: dict[str, Any] | None = source.get("verdict") if source else None  # type: ignore[assignment]
+        verdict: dict[str, Any] | None = source.get("verdict") if source else None
         if verdict is not None:
             if verdict["ok"]:
                 report = await db[COLLECTIONS.reports].find_one({"_id": report_id}, projection={"status": 1})
