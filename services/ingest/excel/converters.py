@@ -367,7 +367,12 @@ def make_datetime_converter(zone: tzinfo) -> Converter:
 
     def utc_to_utc(value: Any) -> datetime | None:
         # Fast path: a real date cell, whole milliseconds, in a UTC file.
-        if type(value) is datetime and not value.microsecond and MIN_YEAR <= value.year <= MAX_YEAR:
+        if (
+            type(value) is datetime
+            and value.tzinfo is None
+            and not value.microsecond
+            and MIN_YEAR <= value.year <= MAX_YEAR
+        ):
             return value.replace(tzinfo=UTC)
         dt = parse_local_datetime(value)
         if dt is None:
