@@ -102,12 +102,6 @@ def main(argv: list[str] | None = None) -> int:
         print_report(f"Excel upload, reported in {time.perf_counter() - started:.1f} s", report)
         if report["status"] != "success":
             return 1
-        from deploy.demo_connectors import sync_sandboxes
-
-        platforms = {"sweetclub": args.sweetclub, "eduzz": args.eduzz, "ofd": args.ofd}
-        if any(platforms.values()):
-            sync_sandboxes(client, report["id"], CHANNEL, {k: v for k, v in platforms.items() if v})
-            print_report("After syncing the sandbox platforms", wait_report(client, report["id"]))
     return 0
 
 
