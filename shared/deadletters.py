@@ -31,7 +31,7 @@ import json
 import logging
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -225,6 +225,27 @@ async def watch_dlq_depths(settings: Settings, interval_seconds: float = 15.0) -
         except (OSError, aio_pika.exceptions.AMQPError, TimeoutError) as exc:
             log.warning("could not read dead-letter queue depths: %r", exc)
         await asyncio.sleep(interval_seconds)
+
+
+class DlqDepthWatcher:
+    """Keeps the DLQ depth gauge fresh from a service: pass `start` to the app's startup hooks and
+    `stop` to its shutdown hooks. Every replica may run one (dashboards take `max by (queue)`)."""
+
+    def __init__(self, settings: Settings, interval_seconds: float = 15.0) -> None:
+        self.settings = settings
+        self.interval_seconds = interval_seconds
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(watch_dlq_depths(self.settings, self.interval_seconds))
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
 
 
 # --- list / replay / discard ----------------------------------------------------------------------

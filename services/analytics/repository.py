@@ -12,7 +12,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.analytics.metrics import ACTION_STATUSES, REVENUE_STATUSES, Totals
 from shared.mongo import COLLECTIONS, Document
 
-TERMINAL_SOURCE_STATES = frozenset({"ingested", "synced", "failed"})
+# Excel sources end "ingested", connector syncs "success"; either may end "failed".
+TERMINAL_SOURCE_STATES = frozenset({"ingested", "success", "failed"})
 
 
 def _flag(condition: Any) -> dict[str, Any]:

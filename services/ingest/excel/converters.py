@@ -374,6 +374,8 @@ def make_datetime_converter(zone: tzinfo) -> Converter:
             and MIN_YEAR <= value.year <= MAX_YEAR
         ):
             return value.replace(tzinfo=UTC)
+        if value == "":
+            return None
         dt = parse_local_datetime(value)
         if dt is None:
             return None

@@ -101,6 +101,15 @@ class ParseJob:
     # IANA zone in which naive datetimes of the file are read.
     timezone: str = "UTC"
 
+    def __post_init__(self) -> None:
+        # Accept str paths from callers; refuse an unknown zone here, where it is the caller's
+        # mistake, rather than as a failure of the uploaded file later.
+        from services.ingest.excel.converters import load_zone
+
+        object.__setattr__(self, "path", Path(self.path))
+        object.__setattr__(self, "spool_path", Path(self.spool_path))
+        load_zone(self.timezone)
+
 
 @dataclass(frozen=True, slots=True)
 class ParseLimits:

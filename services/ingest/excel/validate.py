@@ -8,7 +8,7 @@ cell by cell, to collect every error of that row with its cell reference.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, Final
 
@@ -33,6 +33,7 @@ from services.ingest.excel.converters import (
 from services.ingest.excel.types import CellError
 
 _MS: Final = timedelta(milliseconds=1)
+RowFn = Callable[[Sequence[Any], int], "dict[str, Any] | None"]
 
 
 class ErrorSink:
@@ -115,19 +116,15 @@ class RowValidator:
             (c.name, positions[c.name], convs[c.name]) if c.name in positions else (c.name, 0, _absent) for c in COLUMNS
         )
         self._mapped = tuple(positions.values())
-        self._i_user = positions.get("user_id", 0)
-        self._i_sub = positions.get("sub_date", 0)
+        # Row → document, or None when the row is fully empty or has errors (reported to the
+        # sink). Arguments: the reader's row list and its 1-based sheet row.
+        self.validate: RowFn = self._build_fast_path()
 
     # ------------------------------------------------------------------ fast path
 
-    def validate(self, row: Sequence[Any], excel_row: int) -> dict[str, Any] | None:
-        """Row → document, or None when the row is fully empty or has errors (reported to the
-        sink). `excel_row` is the 1-based sheet row."""
-        if len(row) < self.width:
-            row = [*row, *([""] * (self.width - len(row)))]
-        # Cheap gate: a non-empty row almost always has its required cells filled.
-        if (row[self._i_user] == "" or row[self._i_sub] == "") and self.is_empty(row):
-            return None
+    def _build_fast_path(self) -> RowFn:
+        """The per-row function, as a closure over this header's positions and converters:
+        free variables are the cheapest lookups Python has, and a million rows feel each one."""
         (
             (_, i_uid, c_uid),
             (_, i_name, c_name),
@@ -144,56 +141,72 @@ class RowValidator:
             (_, i_action, c_action),
             (_, i_invite, c_invite),
         ) = self.plan
-        try:
-            user_id = c_uid(row[i_uid])
-            amount = c_amount(row[i_amount])
-            premium = c_premium(row[i_premium])
-            birthdate = c_birth(row[i_birth])
-            status = c_status(row[i_status])
-            sub_date = c_sub(row[i_sub])
-            unsub_date = c_unsub(row[i_unsub])
-            action_date = c_action(row[i_action])
-            doc: dict[str, Any] = {
-                "_id": f"{self.source_report_id}:{excel_row}",
-                "report_id": self.report_id,
-                "source_report_id": self.source_report_id,
-                "channel_id": self.channel_id,
-                "creator_id": self.creator_id,
-                "source": "excel",
-                "row": excel_row,
-                "user_id": user_id,
-                "customer_key": None,
-                "name": c_name(row[i_name]),
-                "product": c_product(row[i_product]),
-                "username": c_username(row[i_username]),
-                "photo_url": c_photo(row[i_photo]),
-                "phone_number": c_phone(row[i_phone]),
-                "invite_link": c_invite(row[i_invite]),
-                "is_premium": premium is True,
-                "birthdate": birthdate,
-                "status": status,
-                "purchase_amount": amount,
-                "sub_date": sub_date,
-                "unsub_date": unsub_date,
-                "action_date": action_date,
-                "action_period_ms": None
-                if action_date is None or sub_date is None
-                else Int64((action_date - sub_date) // _MS),
-                "extra": None,
-            }
-        except CellInvalid:
-            self.collect_errors(row, excel_row)
-            return None
-        if (
-            user_id is None
-            or sub_date is None
-            or (unsub_date is not None and unsub_date < sub_date)
-            or (action_date is not None and action_date < sub_date)
-            or (status is not None and (action_date is None or (status == "sale" and amount is None)))
-        ):
-            self.collect_errors(row, excel_row)
-            return None
-        return doc
+        width = self.width
+        pad = [""] * width
+        id_prefix = f"{self.source_report_id}:"
+        report_id = self.report_id
+        source_report_id = self.source_report_id
+        channel_id = self.channel_id
+        creator_id = self.creator_id
+        is_empty = self.is_empty
+        collect_errors = self.collect_errors
+
+        def validate(row: Sequence[Any], excel_row: int) -> dict[str, Any] | None:
+            if len(row) < width:
+                row = [*row, *pad[len(row) :]]
+            # Cheap gate: a non-empty row almost always has its required cells filled.
+            if (row[i_uid] == "" or row[i_sub] == "") and is_empty(row):
+                return None
+            try:
+                user_id = c_uid(row[i_uid])
+                amount = c_amount(row[i_amount])
+                status = c_status(row[i_status])
+                sub_date = c_sub(row[i_sub])
+                action_date = c_action(row[i_action])
+                unsub_date = c_unsub(row[i_unsub])
+                doc: dict[str, Any] = {
+                    "_id": f"{id_prefix}{excel_row}",
+                    "report_id": report_id,
+                    "source_report_id": source_report_id,
+                    "channel_id": channel_id,
+                    "creator_id": creator_id,
+                    "source": "excel",
+                    "row": excel_row,
+                    "user_id": user_id,
+                    "customer_key": None,
+                    "name": c_name(row[i_name]),
+                    "product": c_product(row[i_product]),
+                    "username": c_username(row[i_username]),
+                    "photo_url": c_photo(row[i_photo]),
+                    "phone_number": c_phone(row[i_phone]),
+                    "invite_link": c_invite(row[i_invite]),
+                    "is_premium": c_premium(row[i_premium]) is True,
+                    "birthdate": c_birth(row[i_birth]),
+                    "status": status,
+                    "purchase_amount": amount,
+                    "sub_date": sub_date,
+                    "unsub_date": unsub_date,
+                    "action_date": action_date,
+                    "action_period_ms": None
+                    if action_date is None or sub_date is None
+                    else Int64((action_date - sub_date) // _MS),
+                    "extra": None,
+                }
+            except CellInvalid:
+                collect_errors(row, excel_row)
+                return None
+            if (
+                user_id is None
+                or sub_date is None
+                or (unsub_date is not None and unsub_date < sub_date)
+                or (action_date is not None and action_date < sub_date)
+                or (status is not None and (action_date is None or (status == "sale" and amount is None)))
+            ):
+                collect_errors(row, excel_row)
+                return None
+            return doc
+
+        return validate
 
     def is_empty(self, row: Sequence[Any]) -> bool:
         """Fully empty rows are skipped, not errors. Only known columns count: a row with
