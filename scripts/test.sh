@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 bash scripts/ensure-rabbitmq.sh
-if [[ -f scripts/ensure-prometheus.sh ]]; then bash scripts/ensure-prometheus.sh; fi
+bash scripts/ensure-prometheus.sh
 echo "== ruff" && .venv/bin/ruff check .
 echo "== mypy" && .venv/bin/mypy $(ls -d shared services deploy bench tests 2>/dev/null)
 echo "== pytest" && .venv/bin/pytest -p no:cacheprovider "$@"

@@ -15,6 +15,7 @@ from services.analytics.handlers import AnalyticsHandlers
 from services.analytics.repository import AnalyticsRepository
 from shared import contracts, topology
 from shared.broker import Bus, declare_topology, make_broker
+from shared.deadletters import DlqDepthWatcher
 from shared.logging import configure_logging
 from shared.mongo import Document, ensure_indexes, make_client
 from shared.service import make_service_app
@@ -57,7 +58,15 @@ def create_app(settings: Settings) -> AsgiFastStream:
         if runtime.mongo is not None:
             await runtime.mongo.close()
 
-    return make_service_app("analytics", broker, lambda: runtime.mongo, on_startup=[start], on_shutdown=[stop])
+    # Keeps saleswire_dlq_depth_messages fresh (any replica may; dashboards take the max).
+    dlq_watch = DlqDepthWatcher(settings)
+    return make_service_app(
+        "analytics",
+        broker,
+        lambda: runtime.mongo,
+        on_startup=[start, dlq_watch.start],
+        on_shutdown=[dlq_watch.stop, stop],
+    )
 
 
 def _app_from_env() -> AsgiFastStream:

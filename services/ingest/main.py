@@ -16,6 +16,7 @@ from services.ingest.handlers import IngestHandlers
 from services.ingest.repository import IngestRepository
 from shared import contracts, topology
 from shared.broker import Bus, declare_topology, make_broker
+from shared.deadletters import DlqDepthWatcher
 from shared.logging import configure_logging
 from shared.mongo import Document, ensure_indexes, make_client
 from shared.service import make_service_app
@@ -66,7 +67,11 @@ def create_app(settings: Settings) -> AsgiFastStream:
         if runtime.mongo is not None:
             await runtime.mongo.close()
 
-    return make_service_app("ingest", broker, lambda: runtime.mongo, on_startup=[start], on_shutdown=[stop])
+    # Keeps saleswire_dlq_depth_messages fresh (any replica may; dashboards take the max).
+    dlq_watch = DlqDepthWatcher(settings)
+    return make_service_app(
+        "ingest", broker, lambda: runtime.mongo, on_startup=[start, dlq_watch.start], on_shutdown=[dlq_watch.stop, stop]
+    )
 
 
 @dataclass
