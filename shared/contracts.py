@@ -59,6 +59,14 @@ class SyncConnection(Message):
     source_report_id: str | None = None
 
 
+class CheckConnection(Message):
+    """Gateway → connectors: make one live call with a connection's credentials."""
+
+    kind: Literal["check_connection"] = "check_connection"
+    connection_id: str
+    request_id: str
+
+
 class SweetClubSaleItem(BaseModel):
     product_id: str
     quantity: int = Field(ge=1)

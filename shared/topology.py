@@ -19,6 +19,7 @@ from shared.settings import Settings
 ROUTING_KEYS: dict[type[contracts.Message], str] = {
     contracts.UploadExcel: "command.upload_excel",
     contracts.SyncConnection: "command.sync_connection",
+    contracts.CheckConnection: "command.connectors.check",
     contracts.SweetClubSaleAdd: "command.sweetclub.sale_add",
     contracts.SweetClubRefundAdd: "command.sweetclub.refund_add",
     contracts.SaleRecorded: "event.sale_recorded",
@@ -49,12 +50,14 @@ SALE_RECORDED = QueueSpec("ingest.sale-recorded", ROUTING_KEYS[contracts.SaleRec
 SALES_INGESTED = QueueSpec("analytics.sales-ingested", ROUTING_KEYS[contracts.SalesIngested])
 SYNC_CONNECTION = QueueSpec("connectors.sync", ROUTING_KEYS[contracts.SyncConnection])
 SWEETCLUB_COMMANDS = QueueSpec("connectors.sweetclub", "command.sweetclub.*")
+CHECK_CONNECTION = QueueSpec("connectors.check", ROUTING_KEYS[contracts.CheckConnection])
 ALL_QUEUES: tuple[QueueSpec, ...] = (
     UPLOAD_EXCEL,
     SALE_RECORDED,
     SALES_INGESTED,
     SYNC_CONNECTION,
     SWEETCLUB_COMMANDS,
+    CHECK_CONNECTION,
 )
 
 

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.gateway.middleware import RequestContextMiddleware
-from services.gateway.routes import exports, sales
+from services.gateway.routes import connections, exports, sales
 from shared.broker import Bus, declare_topology, make_broker
 from shared.logging import configure_logging
 from shared.mongo import ensure_indexes, make_client
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     app.include_router(sales.router)
     app.include_router(exports.router)
+    app.include_router(connections.router)
 
     @app.get("/health", tags=["ops"], summary="The process is alive")
     async def health() -> dict[str, str]:

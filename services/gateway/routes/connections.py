@@ -23,7 +23,6 @@ from bson import Int64
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.connectors.messages import CheckConnection, publish_check
 from services.connectors.pullers import REQUIRED_CREDENTIALS
 from services.connectors.store import COMMAND_RESULTS, CredentialsBox
 from services.gateway.deps import BusDep, CurrentUser, Db, SettingsDep
@@ -287,7 +286,7 @@ async def check_connection(
     await _own_connection(db, user, connection_id)
     request_id = await _new_command(db, user, "check", connection_id)
     try:
-        await publish_check(bus, CheckConnection(connection_id=connection_id, request_id=request_id))
+        await bus.publish(contracts.CheckConnection(connection_id=connection_id, request_id=request_id))
     except Exception as exc:
         await db[COMMAND_RESULTS].delete_one({"_id": request_id})
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the connectors service is unavailable") from exc

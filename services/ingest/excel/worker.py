@@ -188,6 +188,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _reader_message(exc: Exception) -> str:
+    # The technical reason goes to stderr, which the runner keeps as the outcome's diagnostic.
+    print(f"reader error: {exc!r}", file=sys.stderr)
     name = type(exc).__name__
     if name == "PasswordError":
         return "The workbook is password-protected; remove the password and upload it again."

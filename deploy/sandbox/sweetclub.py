@@ -1,0 +1,408 @@
+"""SweetClub API emulator, faithful to sweetclub-api.txt.
+
+- `POST /api/login` (form) → `{"api_token"}`; a bad login → `{"error": "Такой логин и/или пароль не
+  существует!"}` (HTTP 200, as documented). Sessions live `session_ttl` seconds (24 h) from their
+  last use. A missing or dead token → 401 `{"error": ...}` (the document does not show it).
+- `GET /api/sale/list`: sale_status 0|1|all (default all), sort s.id|s.total|.s.commission_total|
+  s.date_added (default s.id), order ASC|DESC (default DESC), limit (default 20, capped at 1000),
+  page (default 1), date_start/date_end (YYYY-MM-DD, on date_added). Ids, statuses are strings.
+- `GET /api/sale/info?sale_id=`, `POST /api/sale/add` (form), `GET /api/brand/list`,
+  `GET /api/brand/info?brand_id=` (also the document's literal `api/brand/info&brand_id=1`),
+  `GET /api/refund/reasons`, `POST /api/refund/add` (form).
+
+Data: `size` deterministic sales from `seed`, dated through 2024, ids sequential from 40001.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import random
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Form, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from deploy.sandbox.faults import FaultMiddleware, FaultState, ResetRequest, control_router, money_json
+
+USERS = {"testapi@testapi.com": "testapi@testapi.com"}
+FIRST_ID = 40001
+EPOCH = datetime(2024, 1, 1)
+SPAN = timedelta(days=365)
+BRANDS: list[dict[str, Any]] = [
+    {"brand_id": "1", "brand_name": "101 ДАЛМАТИНЕЦ", "licensor_name": "Disney", "licensor_id": "1"},
+    {"brand_id": "2", "brand_name": "АЛАДДИН худ. м/ф", "licensor_name": "Disney", "licensor_id": "1"},
+    {"brand_id": "3", "brand_name": "АЛИСА В ЗАЗЕРКАЛЬЕ фильм 2016г", "licensor_name": "Disney", "licensor_id": "1"},
+    {"brand_id": "4", "brand_name": "АЛИСА В СТРАНЕ ЧУДЕС худ. м/ф", "licensor_name": "Disney", "licensor_id": "1"},
+]
+SALE_CHANNELS = [
+    {"sale_channel_id": "1", "name": "Выставка/Ярмарка"},
+    {"sale_channel_id": "2", "name": "Детский/тематический парк"},
+]
+PRODUCT_TYPES = [
+    {
+        "title": "Безе",
+        "value": "4",
+        "units": [{"title": "шт", "value": "1"}, {"title": "кг", "value": "2"}, {"title": "набор", "value": "3"}],
+    },
+    {"title": "Вафельная печать", "value": "15", "units": [{"title": "шт", "value": "1"}]},
+    {"title": "Торт на заказ", "value": "1", "units": [{"title": "шт", "value": "1"}, {"title": "кг", "value": "2"}]},
+]
+UNITS = {"1": "шт", "2": "кг", "3": "набор"}
+REFUND_REASONS = [
+    {"return_reason_id": "4", "name": " Провел продажу два и более раз"},
+    {"return_reason_id": "2", "name": "Другое (укажите в комментарии)"},
+    {"return_reason_id": "5", "name": "Клиент отказался от заказа"},
+    {"return_reason_id": "3", "name": "Не правильно указаны данные"},
+]
+SORTS = {
+    "s.id": "id",
+    "s.total": "total",
+    ".s.commission_total": "commission_total",
+    "s.commission_total": "commission_total",
+    "s.date_added": "date_added",
+}
+FMT = "%Y-%m-%d %H:%M:%S"
+
+
+@dataclass
+class Sale:
+    id: int
+    name: str
+    total: Decimal
+    commission_percent: int
+    commission_total: Decimal
+    date_added: datetime
+    status: str
+    brand_id: str
+    type_id: str
+    unit_id: str
+    quantity: Decimal
+    price: Decimal
+    client_id: str = "0"
+    comment: str = ""
+    internal_order: str = ""
+    sale_channel_id: str = "1"
+    production_date: str = ""
+    delivery: dict[str, Any] | None = None
+    date_modified: datetime | None = None
+
+    def short(self) -> dict[str, Any]:
+        return {
+            "sale_id": str(self.id),
+            "name": self.name,
+            "commission_percent": self.commission_percent,
+            "commission_total": money_json(self.commission_total),
+            "total": money_json(self.total),
+            "currency_code": "RUB",
+            "date_added": self.date_added.strftime(FMT),
+            "status": self.status,
+        }
+
+    def info(self) -> dict[str, Any]:
+        brand = next(b for b in BRANDS if b["brand_id"] == self.brand_id)
+        ptype = next((p for p in PRODUCT_TYPES if p["value"] == self.type_id), PRODUCT_TYPES[0])
+        channel = next((c for c in SALE_CHANNELS if c["sale_channel_id"] == self.sale_channel_id), SALE_CHANNELS[0])
+        modified = (self.date_modified or self.date_added).strftime(FMT)
+        delivery = None
+        if self.delivery is not None:
+            delivery = {
+                **self.delivery,
+                "sale_id": str(self.id),
+                "date_added": self.date_added.strftime(FMT),
+                "date_modified": modified,
+            }
+        return {
+            "delivery": delivery,
+            "sale_info": {
+                "id": str(self.id),
+                "internal_order": self.internal_order,
+                "client_id": self.client_id,
+                "delivery_id": None,
+                "comment": self.comment,
+                "commission_percent": self.commission_percent,
+                "commission_total": money_json(self.commission_total),
+                "currency_code": "RUB",
+                "name": self.name,
+                "total": money_json(self.total),
+                "status": self.status,
+                "sale_channel": channel["name"],
+                "sale_channel_id": channel["sale_channel_id"],
+                "production_date": self.production_date,
+                "date_added": self.date_added.strftime(FMT),
+                "date_modified": modified,
+                "products": [
+                    {
+                        "id": str(100000 + self.id),
+                        "name": brand["brand_name"],
+                        "licensor": brand["licensor_name"],
+                        "licensor_id": brand["licensor_id"],
+                        "brand": brand["brand_name"],
+                        "brand_id": self.brand_id,
+                        "unit": UNITS.get(self.unit_id, "шт"),
+                        "unit_id": self.unit_id,
+                        "type": ptype["title"],
+                        "type_id": self.type_id,
+                        "quantity": f"{self.quantity:.4f} {UNITS.get(self.unit_id, 'шт')}",
+                        "production_date": self.production_date,
+                        "price": money_json(self.price),
+                        "total": money_json(self.total),
+                    }
+                ],
+            },
+        }
+
+
+@dataclass
+class Store:
+    session_ttl: float = 24 * 3600
+    sales: list[Sale] = field(default_factory=list)  # ordered by id and by date_added
+    sessions: dict[str, float] = field(default_factory=dict)  # token → expires at (monotonic)
+
+    def reset(self, size: int, seed: int) -> None:
+        rng = random.Random(seed)
+        step = SPAN / max(size, 1)
+        self.sales = [_random_sale(rng, FIRST_ID + i, EPOCH + step * i) for i in range(size)]
+        self.sessions.clear()
+
+    def grow(self, count: int) -> int:
+        last = self.sales[-1].date_added if self.sales else EPOCH
+        rng = random.Random(len(self.sales))
+        for i in range(count):
+            self.sales.append(_random_sale(rng, self.next_id(), last + timedelta(minutes=7 * (i + 1))))
+        return len(self.sales)
+
+    def next_id(self) -> int:
+        return self.sales[-1].id + 1 if self.sales else FIRST_ID
+
+    def find(self, sale_id: str) -> Sale | None:
+        if not sale_id.isdigit():
+            return None
+        index = int(sale_id) - FIRST_ID
+        if 0 <= index < len(self.sales) and self.sales[index].id == int(sale_id):
+            return self.sales[index]
+        return None
+
+
+def _random_sale(rng: random.Random, sale_id: int, when: datetime) -> Sale:
+    brand = rng.choice(BRANDS)
+    ptype = rng.choice(PRODUCT_TYPES)
+    quantity = Decimal(rng.randint(1, 4))
+    price = Decimal(rng.choice([99, 100, 250, 400, 500, 1250])) + Decimal(rng.choice([0, 0, 0, 50])) / 100
+    total = price * quantity
+    percent = rng.choice([10, 15, 20])
+    return Sale(
+        id=sale_id,
+        name=f"{brand['brand_name']} {ptype['title']} {quantity}шт",
+        total=total,
+        commission_percent=percent,
+        commission_total=(total * percent / 100).quantize(Decimal("0.01")),
+        date_added=when.replace(microsecond=0),
+        status="0" if rng.random() < 0.1 else "1",
+        brand_id=brand["brand_id"],
+        type_id=str(ptype["value"]),
+        unit_id="1",
+        quantity=quantity,
+        price=price,
+        client_id=str(rng.randint(1, 500)) if rng.random() < 0.5 else "0",
+        production_date=(when - timedelta(days=2)).strftime("%Y-%m-%d 00:00:00"),
+        delivery={
+            "address": "1-й Колобовский переулок, 27/3 ст3",
+            "delivery_date": when.strftime("%Y-%m-%d 00:00:00"),
+            "type": "Доставка",
+            "type_id": "2",
+        }
+        if rng.random() < 0.3
+        else None,
+    )
+
+
+def create_app(size: int | None = None, seed: int | None = None, session_ttl: float | None = None) -> FastAPI:
+    store = Store(session_ttl=session_ttl or float(os.environ.get("SANDBOX_SWEETCLUB_SESSION_TTL", 24 * 3600)))
+    store.reset(
+        size if size is not None else int(os.environ.get("SANDBOX_SIZE", "1000")),
+        seed if seed is not None else int(os.environ.get("SANDBOX_SEED", "42")),
+    )
+    faults = FaultState()
+    app = FastAPI(title="SweetClub sandbox")
+    app.state.store = store
+    app.add_middleware(FaultMiddleware, state=faults, on_expire=store.sessions.clear)
+
+    def authorised(request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        token = header[7:] if header.lower().startswith("bearer ") else ""
+        now = time.monotonic()
+        expires = store.sessions.get(token)
+        if expires is None or expires < now:
+            store.sessions.pop(token, None)
+            raise HTTPException(401, "Unauthorized")
+        store.sessions[token] = now + store.session_ttl  # the session is renewed by use
+
+    auth = [Depends(authorised)]
+
+    @app.exception_handler(HTTPException)
+    async def errors(_: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+    @app.post("/api/login")
+    async def login(username: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "") -> dict[str, str]:
+        if USERS.get(username) != password or not username:
+            return {"error": "Такой логин и/или пароль не существует!"}
+        token = secrets.token_hex(13)
+        store.sessions[token] = time.monotonic() + store.session_ttl
+        return {"api_token": token}
+
+    @app.get("/api/sale/list", dependencies=auth)
+    async def sale_list(
+        sale_status: str = "all",
+        sort: str = "s.id",
+        order: str = "DESC",
+        limit: int = 20,
+        page: int = 1,
+        date_start: str | None = None,
+        date_end: str | None = None,
+    ) -> list[dict[str, Any]]:
+        if sale_status not in ("0", "1", "all") or sort not in SORTS or order.upper() not in ("ASC", "DESC"):
+            raise HTTPException(400, "Неверные параметры запроса")
+        limit = max(1, min(limit, 1000))
+        page = max(page, 1)
+        rows = store.sales
+        keys = [s.date_added for s in rows] if (date_start or date_end) else None
+        lo, hi = 0, len(rows)
+        try:
+            if date_start and keys is not None:
+                lo = bisect.bisect_left(keys, datetime.fromisoformat(date_start))
+            if date_end and keys is not None:
+                hi = bisect.bisect_left(keys, datetime.fromisoformat(date_end) + timedelta(days=1))
+        except ValueError as exc:
+            raise HTTPException(400, "Неверный формат даты") from exc
+        selected = [s for s in rows[lo:hi] if sale_status == "all" or s.status == sale_status]
+        attr = SORTS[sort]
+        reverse = order.upper() == "DESC"
+        if attr == "id":
+            if reverse:
+                selected.reverse()
+        else:
+            selected.sort(key=lambda s: (getattr(s, attr), s.id), reverse=reverse)
+        return [s.short() for s in selected[(page - 1) * limit : page * limit]]
+
+    @app.get("/api/sale/info", dependencies=auth)
+    async def sale_info(sale_id: str = "") -> dict[str, Any]:
+        sale = store.find(sale_id)
+        if sale is None:
+            raise HTTPException(404, "Продажа не найдена")
+        return sale.info()
+
+    @app.post("/api/sale/add", dependencies=auth)
+    async def sale_add(request: Request) -> dict[str, Any]:
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        errors: dict[str, str] = {}
+        for name in (
+            "brand_id",
+            "product_type",
+            "product_quantity",
+            "product_unit",
+            "product_price",
+            "sale_channel_id",
+        ):
+            if not form.get(name):
+                errors[name] = f"Поле {name} обязательно"
+        if form.get("brand_id") and not any(b["brand_id"] == form["brand_id"] for b in BRANDS):
+            errors["brand_id"] = "Бренд недоступен для продажи"
+        if not form.get("production_date") and form.get("not_production_date") is None:
+            errors["production_date"] = "Укажите дату производства"
+        try:
+            quantity = Decimal(form.get("product_quantity") or "0")
+            price = Decimal(form.get("product_price") or "0")
+        except ArithmeticError:
+            errors["product_price"] = "Неверное число"
+            quantity = price = Decimal(0)
+        if not errors and (quantity <= 0 or price < 0):
+            errors["product_quantity"] = "Количество должно быть больше нуля"
+        if errors:
+            return {"sales_id": [], "success": "", "error": errors}
+        last = store.sales[-1].date_added if store.sales else EPOCH
+        total = price * quantity
+        delivery = None
+        if form.get("delivery_type_id") or form.get("delivery_address"):
+            delivery = {
+                "address": form.get("delivery_address", ""),
+                "delivery_date": f"{form.get('delivery_date', '')} 00:00:00".strip(),
+                "type": "Доставка" if form.get("delivery_type_id") == "2" else "Самовывоз",
+                "type_id": form.get("delivery_type_id", "1"),
+            }
+        sale = Sale(
+            id=store.next_id(),
+            name=f"{next(b['brand_name'] for b in BRANDS if b['brand_id'] == form['brand_id'])}",
+            total=total,
+            commission_percent=20,
+            commission_total=(total / 5).quantize(Decimal("0.01")),
+            date_added=max(last + timedelta(seconds=1), datetime.now().replace(microsecond=0)),
+            status="1",
+            brand_id=form["brand_id"],
+            type_id=form["product_type"],
+            unit_id=form["product_unit"],
+            quantity=quantity,
+            price=price,
+            comment=form.get("comment", ""),
+            internal_order=form.get("internal_order", ""),
+            sale_channel_id=form["sale_channel_id"],
+            production_date="0" if form.get("not_production_date") else f"{form.get('production_date')} 00:00:00",
+            delivery=delivery,
+        )
+        store.sales.append(sale)
+        return {"sales_id": [sale.id], "success": "Заказ создан", "error": []}
+
+    @app.get("/api/brand/list", dependencies=auth)
+    async def brand_list() -> list[dict[str, str]]:
+        return [{"brand_id": b["brand_id"], "brand_name": b["brand_name"]} for b in BRANDS]
+
+    def brand_details(brand_id: str) -> list[dict[str, Any]]:
+        brand = next((b for b in BRANDS if b["brand_id"] == brand_id), None)
+        if brand is None:
+            raise HTTPException(404, "Бренд не найден")
+        return [{**brand, "sale_channels": SALE_CHANNELS, "product_type": PRODUCT_TYPES}]
+
+    @app.get("/api/brand/info", dependencies=auth)
+    async def brand_info(brand_id: str = "") -> list[dict[str, Any]]:
+        return brand_details(brand_id)
+
+    @app.get("/api/brand/info&brand_id={brand_id}", dependencies=auth)
+    async def brand_info_literal(brand_id: str) -> list[dict[str, Any]]:
+        # The document writes the method as `api/brand/info&brand_id=1`; accept that spelling too.
+        return brand_details(brand_id)
+
+    @app.get("/api/refund/reasons", dependencies=auth)
+    async def refund_reasons() -> dict[str, Any]:
+        return {"return_reasons": REFUND_REASONS}
+
+    @app.post("/api/refund/add", dependencies=auth)
+    async def refund_add(request: Request) -> dict[str, Any]:
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        sale = store.find(form.get("sale_id", ""))
+        if sale is None or sale.status != "1":
+            return {"error": {"sale_id": "Возврат не произведен. Не корректный sale_id"}}
+        if not any(r["return_reason_id"] == form.get("return_reason_id") for r in REFUND_REASONS):
+            return {"error": {"return_reason_id": "Возврат не произведен. Не корректная причина возврата"}}
+        sale.status = "0"
+        sale.date_modified = datetime.now().replace(microsecond=0)
+        return {"success": "Возврат произведен."}
+
+    def reset(request: ResetRequest) -> None:
+        store.reset(request.size, request.seed)
+
+    def truth() -> dict[str, Any]:
+        return {
+            "sales": [
+                {"id": str(s.id), "status": s.status, "total": str(s.total), "date_added": s.date_added.strftime(FMT)}
+                for s in store.sales
+            ]
+        }
+
+    app.include_router(control_router(faults, reset=reset, grow=store.grow, truth=truth))
+    return app

@@ -1,0 +1,414 @@
+"""The sync engine and the scheduler.
+
+A *run* pulls one source report's window page by page. After every page, in this order:
+rows are upserted (idempotent by `_id`), then the cursor is saved, then progress is written,
+and — at most every `publish_every_seconds`, and always at the end — `SalesIngested` is
+published. A process killed anywhere in that sequence resumes at the saved cursor: the page it
+was on is read again and upserted over itself, so there is no duplicate and no gap.
+
+Who runs what: sync requests are durable flags on source reports (`sync_requested`), set by the
+SyncConnection handler and by the poll schedule. Every replica's scheduler looks for flagged
+source reports (and runs orphaned by a dead replica), takes the connection's lease in MongoDB,
+and works through that connection's flagged reports. One connection → one replica at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, cast
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.connectors.config import ConnectorSettings
+from services.connectors.http import ConnectorError
+from services.connectors.normalise import KINDS, Kind, RowContext
+from services.connectors.pullers import CredentialsError, Puller, Window, make_puller, timezone_of
+from services.connectors.store import CredentialsBox, Leases, now, upsert_rows
+from shared import contracts
+from shared.broker import Bus
+from shared.metrics import SALES_SYNCED, SYNC_LAG_SECONDS
+from shared.mongo import COLLECTIONS, Document
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def plan_window(
+    period_start: date, period_end: date, high_water: date | None, runs_since_full: int, full_every: int
+) -> tuple[Window, str]:
+    """Full on the first run and every `full_every` runs; otherwise from the last day seen
+    (that day included: sales may still arrive on it, and OFD's day total may still grow)."""
+    if high_water is None or runs_since_full + 1 >= full_every or high_water < period_start:
+        return Window(period_start, period_end), "full"
+    return Window(min(high_water, period_end), period_end), "incremental"
+
+
+def _as_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+@dataclass
+class Services:
+    db: AsyncDatabase[Document]
+    bus: Bus
+    settings: Settings
+    cfg: ConnectorSettings
+
+
+def build_puller(svc: Services, conn: Document) -> Puller:
+    kind = cast(Kind, conn["kind"])
+    credentials = CredentialsBox(svc.settings).open(str(conn["credentials"]))
+    options = cast(dict[str, Any], conn.get("options") or {})
+    return make_puller(kind, str(conn["base_url"]), credentials, options, svc.cfg)
+
+
+class SyncEngine:
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+        self.db = svc.db
+
+    async def _progress(self, sr_id: str, fields: dict[str, Any]) -> None:
+        await self.db[COLLECTIONS.source_reports].update_one({"_id": sr_id}, {"$set": fields})
+
+    async def _publish(self, sr: Document, rows: int, correlation: str) -> None:
+        await self.svc.bus.publish(
+            contracts.SalesIngested(
+                report_id=str(sr["report_id"]), source_report_id=str(sr["_id"]), rows=rows, correlation_id=correlation
+            )
+        )
+
+    async def sync_source_report(self, conn: Document, sr: Document) -> None:
+        """One run (or the rest of an interrupted one). Never raises for an API's misbehaviour:
+        the outcome is written on the source report."""
+        sr_id = str(sr["_id"])
+        kind = cast(Kind, conn["kind"])
+        states = self.db[COLLECTIONS.sync_state]
+        state = await states.find_one({"_id": sr_id}) or {}
+        run = cast(dict[str, Any] | None, state.get("run"))
+        high_water = _as_date(state["high_water"]) if state.get("high_water") else None
+        correlation = uuid.uuid4().hex
+        try:
+            puller = build_puller(self.svc, conn)
+        except (CredentialsError, ValueError) as exc:
+            await self._fail(sr_id, f"{kind}: {exc}")
+            return
+        try:
+            if run is None:
+                window, mode = plan_window(
+                    _as_date(sr["period_start"]),
+                    _as_date(sr["period_end"]),
+                    high_water,
+                    int(cast(int, state.get("runs_since_full", 0))),
+                    self.svc.cfg.full_every_runs,
+                )
+                run = {
+                    "cursor": puller.first_cursor,
+                    "window_start": window.start.isoformat(),
+                    "window_end": window.end.isoformat(),
+                    "mode": mode,
+                    "pages": 0,
+                    "sales": 0,
+                    "started_at": now(),
+                }
+                await states.update_one(
+                    {"_id": sr_id}, {"$set": {"run": run, "connection_id": conn["_id"]}}, upsert=True
+                )
+            window = Window(date.fromisoformat(run["window_start"]), date.fromisoformat(run["window_end"]))
+            await self._progress(
+                sr_id,
+                {
+                    "status": "processing",
+                    "error_message": None,
+                    "progress": {
+                        "state": "running",
+                        "mode": run["mode"],
+                        "pages": run["pages"],
+                        "sales": run["sales"],
+                        "window_start": run["window_start"],
+                        "window_end": run["window_end"],
+                        "started_at": run["started_at"],
+                        "updated_at": now(),
+                    },
+                },
+            )
+            await self._refresh_reference(conn, puller)
+            ctx = RowContext(
+                report_id=str(sr["report_id"]),
+                source_report_id=sr_id,
+                channel_id=int(cast(int, sr["channel_id"])),
+                creator_id=int(cast(int, sr["creator_id"])),
+                connection_id=str(conn["_id"]),
+                timezone=timezone_of(kind, cast(dict[str, Any], conn.get("options") or {})),
+            )
+            cursor: int | None = int(run["cursor"])
+            unpublished = 0
+            last_publish = time.monotonic()
+            while cursor is not None:
+                page = await puller.fetch(window, cursor, ctx)
+                written = await upsert_rows(self.db, page.rows)
+                SALES_SYNCED.labels(api=kind).inc(written)
+                if page.high_water is not None and (high_water is None or page.high_water > high_water):
+                    high_water = page.high_water
+                run["pages"] += 1
+                run["sales"] += written
+                cursor = page.next_cursor
+                await states.update_one(
+                    {"_id": sr_id},
+                    {
+                        "$set": {
+                            "run.cursor": cursor,
+                            "run.pages": run["pages"],
+                            "run.sales": run["sales"],
+                            "high_water": high_water.isoformat() if high_water else None,
+                        }
+                    },
+                )
+                await self._progress(
+                    sr_id,
+                    {"progress.pages": run["pages"], "progress.sales": run["sales"], "progress.updated_at": now()},
+                )
+                unpublished += written
+                if cursor is not None and time.monotonic() - last_publish >= self.svc.cfg.publish_every_seconds:
+                    await self._publish(sr, unpublished, correlation)
+                    unpublished, last_publish = 0, time.monotonic()
+            finished = now()
+            full = run["mode"] == "full"
+            await states.update_one(
+                {"_id": sr_id},
+                {
+                    "$set": {
+                        "run": None,
+                        "last_success_at": finished,
+                        "last_mode": run["mode"],
+                        "runs_since_full": 0 if full else int(cast(int, state.get("runs_since_full", 0))) + 1,
+                    },
+                },
+            )
+            await self._progress(
+                sr_id,
+                {
+                    "status": "success",
+                    "progress.state": "done",
+                    "progress.finished_at": finished,
+                    "last_synced_at": finished,
+                },
+            )
+            await self.db[COLLECTIONS.connections].update_one(
+                {"_id": conn["_id"]}, {"$set": {"last_synced_at": finished}}
+            )
+            await self._publish(sr, unpublished, correlation)
+            log.info(
+                "sync finished",
+                extra={
+                    "source_report_id": sr_id,
+                    "api": kind,
+                    "mode": run["mode"],
+                    "pages": run["pages"],
+                    "sales": run["sales"],
+                },
+            )
+        except ConnectorError as exc:
+            await self._fail(sr_id, str(exc))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug must not leave the run "running" forever; the cursor is kept
+            log.exception("sync crashed", extra={"source_report_id": sr_id, "api": kind})
+            await self._fail(sr_id, f"internal error: {type(exc).__name__}")
+        finally:
+            await puller.aclose()
+
+    async def _fail(self, sr_id: str, message: str) -> None:
+        log.warning("sync failed", extra={"source_report_id": sr_id, "reason": message})
+        await self._progress(
+            sr_id,
+            {
+                "status": "failed",
+                "error_message": message,
+                "progress.state": "failed",
+                "progress.error_message": message,
+                "progress.updated_at": now(),
+            },
+        )
+
+    async def _refresh_reference(self, conn: Document, puller: Puller) -> None:
+        """Brands and refund reasons change "extremely rarely" (the SweetClub document): cache them
+        per connection, refreshed once per `reference_ttl_seconds`."""
+        coll = self.db[COLLECTIONS.reference]
+        key = f"{conn['_id']}:{conn['kind']}"
+        cached = await coll.find_one({"_id": key}, {"updated_at": 1})
+        fresh_after = now() - timedelta(seconds=self.svc.cfg.reference_ttl_seconds)
+        if cached is not None and cast(datetime, cached["updated_at"]) > fresh_after:
+            return
+        data = await puller.reference()
+        if data is not None:
+            await coll.replace_one(
+                {"_id": key}, {**data, "connection_id": conn["_id"], "updated_at": now()}, upsert=True
+            )
+
+
+class Scheduler:
+    """Per replica: finds work, takes leases, runs it; wakes on `kick()` or every tick."""
+
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+        self.engine = SyncEngine(svc)
+        self.leases = Leases(svc.db)
+        self.owner = f"connectors-{uuid.uuid4().hex[:12]}"
+        self._active: dict[str, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._gate = asyncio.Semaphore(max(1, svc.cfg.max_concurrent_syncs))
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._loop(), name="connectors-scheduler")
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._loop_task, *self._active.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("scheduler tick failed")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.svc.cfg.tick_seconds)
+
+    async def tick(self) -> None:
+        db = self.svc.db
+        await self._mark_due_polls()
+        await self._report_lag()
+        wanted = await db[COLLECTIONS.source_reports].distinct(
+            "connection_id",
+            {"kind": "connector", "$or": [{"sync_requested": True}, {"progress.state": "running"}]},
+        )
+        for conn_id in wanted:
+            conn_id = str(conn_id)
+            if conn_id in self._active or len(self._active) >= self.svc.cfg.max_concurrent_syncs:
+                continue
+            if await self.leases.acquire(f"connection:{conn_id}", self.owner, self.svc.cfg.lease_seconds):
+                task = asyncio.create_task(self._work(conn_id), name=f"sync-{conn_id}")
+                self._active[conn_id] = task
+                task.add_done_callback(self._forget(conn_id))
+
+    def _forget(self, conn_id: str) -> Callable[[asyncio.Task[None]], None]:
+        def done(_: asyncio.Task[None]) -> None:
+            self._active.pop(conn_id, None)
+
+        return done
+
+    async def _mark_due_polls(self) -> None:
+        db = self.svc.db
+        moment = now()
+        due = db[COLLECTIONS.connections].find(
+            {"poll_interval_seconds": {"$gt": 0}, "next_poll_at": {"$lte": moment}},
+            {"poll_interval_seconds": 1, "next_poll_at": 1},
+        )
+        async for conn in due:
+            interval = float(cast(float, conn["poll_interval_seconds"]))
+            # Guarded by the old value: of several replicas, one moves the schedule and marks.
+            won = await db[COLLECTIONS.connections].update_one(
+                {"_id": conn["_id"], "next_poll_at": conn["next_poll_at"]},
+                {"$set": {"next_poll_at": moment + timedelta(seconds=interval)}},
+            )
+            if won.modified_count:
+                await db[COLLECTIONS.source_reports].update_many(
+                    {
+                        "connection_id": conn["_id"],
+                        "kind": "connector",
+                        "$or": [{"period_end": {"$gte": moment - timedelta(days=1)}}, {"status": {"$ne": "success"}}],
+                    },
+                    {"$set": {"sync_requested": True}},
+                )
+
+    async def _report_lag(self) -> None:
+        coll = self.svc.db[COLLECTIONS.connections]
+        for kind in KINDS:
+            oldest = await coll.find_one(
+                {"kind": kind, "poll_interval_seconds": {"$gt": 0}},
+                {"last_synced_at": 1, "created_at": 1},
+                sort=[("last_synced_at", 1)],
+            )
+            if oldest is None:
+                SYNC_LAG_SECONDS.labels(api=kind).set(0)
+                continue
+            since = cast(datetime | None, oldest.get("last_synced_at") or oldest.get("created_at"))
+            if since is not None:
+                SYNC_LAG_SECONDS.labels(api=kind).set(max(0.0, (now() - since.astimezone(UTC)).total_seconds()))
+
+    async def _work(self, conn_id: str) -> None:
+        key = f"connection:{conn_id}"
+        ttl = self.svc.cfg.lease_seconds
+        work = asyncio.current_task()
+        assert work is not None
+
+        async def keep_lease() -> None:
+            while True:
+                await asyncio.sleep(ttl / 3)
+                if not await self.leases.renew(key, self.owner, ttl):
+                    log.warning("lease lost, stopping the sync", extra={"connection_id": conn_id})
+                    work.cancel()
+                    return
+
+        renewer = asyncio.create_task(keep_lease())
+        try:
+            async with self._gate:
+                await self._drain(conn_id)
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+            with contextlib.suppress(Exception):
+                await self.leases.release(key, self.owner)
+
+    async def _drain(self, conn_id: str) -> None:
+        db = self.svc.db
+        reports = db[COLLECTIONS.source_reports]
+        while True:
+            conn = await db[COLLECTIONS.connections].find_one({"_id": conn_id})
+            if conn is None:
+                await reports.update_many(
+                    {"connection_id": conn_id, "$or": [{"sync_requested": True}, {"progress.state": "running"}]},
+                    {
+                        "$set": {
+                            "sync_requested": False,
+                            "status": "failed",
+                            "progress.state": "failed",
+                            "error_message": "the connection was deleted",
+                        }
+                    },
+                )
+                return
+            sr = await reports.find_one_and_update(
+                {"connection_id": conn_id, "kind": "connector", "sync_requested": True},
+                {"$set": {"sync_requested": False}},
+            )
+            if sr is None:
+                sr = await reports.find_one(
+                    {"connection_id": conn_id, "kind": "connector", "progress.state": "running"}
+                )
+            if sr is None:
+                return
+            await self.engine.sync_source_report(conn, sr)
