@@ -188,6 +188,9 @@ async def sweetclub_command(svc: Services, body: dict[str, Any]) -> None:
             return "rejected", {"error": answer.error}, sweetclub._error_text(answer.error)
 
         await _sweetclub_call(svc, refund.request_id, refund.connection_id, "sweetclub_refund_add", do_refund)
+        result = await svc.db[COMMAND_RESULTS].find_one({"_id": refund.request_id})
+        if result is not None and result.get("state") == "done":
+            await _apply_refund(svc, refund)
         return
     add = contracts.SweetClubSaleAdd.model_validate(body)
 
@@ -198,3 +201,24 @@ async def sweetclub_command(svc: Services, body: dict[str, Any]) -> None:
         return "rejected", {"error": answer.error}, sweetclub._error_text(answer.error) or "sale refused"
 
     await _sweetclub_call(svc, add.request_id, add.connection_id, "sweetclub_sale_add", do_add)
+
+
+async def _apply_refund(svc: Services, refund: contracts.SweetClubRefundAdd) -> None:
+    """A refund SweetClub accepted takes the sale out of the counts at once (status "refunded",
+    as a re-sync would store it) and asks analytics to recompute the reports that held it.
+    Idempotent: a redelivered command finds the rows already refunded and recomputes again."""
+    sale_id = refund.payload["sale_id"]
+    query = {"extra.connection_id": refund.connection_id, "extra.external_id": sale_id}
+    rows = await svc.db[COLLECTIONS.sales].find(query, projection={"report_id": 1, "source_report_id": 1}).to_list()
+    if not rows:
+        return
+    await svc.db[COLLECTIONS.sales].update_many(query, {"$set": {"status": "refunded", "extra.platform_status": "0"}})
+    for report_id, source_report_id in {(r["report_id"], r["source_report_id"]) for r in rows}:
+        await svc.bus.publish(
+            contracts.SalesIngested(
+                correlation_id=refund.correlation_id,
+                report_id=report_id,
+                source_report_id=source_report_id,
+                rows=len(rows),
+            )
+        )
