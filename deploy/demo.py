@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 from openpyxl import Workbook
 
+from deploy.demo_connectors import sync_sandboxes
+
 CHANNEL = -1001234567890
 HEADERS = [
     "ID пользователя", "Имя", "Продукт", "Сумма покупки", "Юзернейм", "Премиум", "Телефон",
@@ -102,6 +104,12 @@ def main(argv: list[str] | None = None) -> int:
         print_report(f"Excel upload, reported in {time.perf_counter() - started:.1f} s", report)
         if report["status"] != "success":
             return 1
+        platforms = {"sweetclub": args.sweetclub, "eduzz": args.eduzz, "ofd": args.ofd}
+        if any(platforms.values()):
+            print("\n== Connecting the sandbox platforms")
+            sync_sandboxes(client, report["id"], CHANNEL, {k: v for k, v in platforms.items() if v})
+            time.sleep(2)  # let analytics fold the last page in
+            print_report("After syncing the sandbox platforms", wait_report(client, report["id"]))
     return 0
 
 

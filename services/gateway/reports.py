@@ -60,9 +60,9 @@ async def report_view(db: AsyncDatabase[Document], user: User, report_id: str) -
             {
                 "id": s["_id"],
                 "kind": s.get("kind", "excel"),
-                "name": s.get("name") or s.get("filename") or s["_id"],
+                "name": _source_name(s),
                 "status": s.get("status", "pending"),
-                "rows": s.get("rows"),
+                "rows": s["rows"] if s.get("rows") is not None else (s.get("progress") or {}).get("sales"),
                 "created_at": s["created_at"],
             }
             for s in sources
@@ -71,6 +71,18 @@ async def report_view(db: AsyncDatabase[Document], user: User, report_id: str) -
     for field in METRIC_FIELDS:
         view[field] = plain(doc.get(field))
     return view
+
+
+def _source_name(source: Document) -> str:
+    """A file's name, or for a connector its platform and period."""
+    if source.get("name"):
+        return str(source["name"])
+    if source.get("kind") == "connector":
+        start, end = source.get("period_start"), source.get("period_end")
+        dated = isinstance(start, datetime) and isinstance(end, datetime)
+        period = f" {start:%Y-%m-%d}..{end:%Y-%m-%d}" if dated else ""
+        return f"{source.get('source', 'connector')}{period}"
+    return str(source["_id"])
 
 
 async def list_reports(
