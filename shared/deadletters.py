@@ -276,40 +276,63 @@ async def _process_queue(
         bus_spec = topology.bus_exchange(settings)
         bus = await channel.get_exchange(bus_spec.name, ensure=True)
     done: list[DeadLetter] = []
-    for _ in range(to_scan):
-        if limit is not None and len(done) >= limit:
-            break
-        message = await queue.get(no_ack=False, fail=False, timeout=10)
-        if message is None:
-            break
-        if message_id is not None and message.message_id != message_id:
-            continue
-        letter = describe(name, message)
-        if action == "replay":
-            assert bus is not None
-            await bus.publish(
-                aio_pika.Message(
-                    message.body,
-                    headers=replay_headers(message.headers or {}),
-                    content_type=message.content_type,
-                    content_encoding=message.content_encoding,
-                    correlation_id=message.correlation_id,
-                    message_id=message.message_id,
-                    timestamp=message.timestamp,
-                    type=message.type,
-                    app_id=message.app_id,
-                    priority=message.priority,
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                ),
-                routing_key=letter.routing_key,
-                mandatory=True,
-                timeout=10,
-            )
-            await message.ack()
-        elif action == "discard":
-            await message.ack()
-        done.append(letter)
+    held: list[AbstractIncomingMessage] = []
+    try:
+        for _ in range(to_scan):
+            if limit is not None and len(done) >= limit:
+                break
+            message = await queue.get(no_ack=False, fail=False, timeout=10)
+            if message is None:
+                break
+            if message_id is not None and message.message_id != message_id:
+                held.append(message)
+                continue
+            letter = describe(name, message)
+            if action == "list":
+                held.append(message)
+            else:
+                await _act(message, letter, action, bus)
+            done.append(letter)
+    finally:
+        # Give back what was only looked at, explicitly and before returning: leaving it to the
+        # channel's close requeues asynchronously, and an immediate next call would miss it.
+        for message in held:
+            await message.nack(requeue=True)
+        # A quorum queue applies requeues through its log: wait (briefly) until they are ready again.
+        for _ in range(40):
+            if not held or int(
+                (await channel.declare_queue(name, passive=True)).declaration_result.message_count or 0
+            ) >= len(held):
+                break
+            await asyncio.sleep(0.05)
     return done
+
+
+async def _act(
+    message: AbstractIncomingMessage, letter: DeadLetter, action: Action, bus: aio_pika.abc.AbstractExchange | None
+) -> None:
+    """Replay (republish to the bus with the original routing key, confirmed) or discard, then ack."""
+    if action == "replay":
+        assert bus is not None
+        await bus.publish(
+            aio_pika.Message(
+                message.body,
+                headers=replay_headers(message.headers or {}),
+                content_type=message.content_type,
+                content_encoding=message.content_encoding,
+                correlation_id=message.correlation_id,
+                message_id=message.message_id,
+                timestamp=message.timestamp,
+                type=message.type,
+                app_id=message.app_id,
+                priority=message.priority,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=letter.routing_key,
+            mandatory=True,
+            timeout=10,
+        )
+    await message.ack()
 
 
 async def process_dead_letters(
