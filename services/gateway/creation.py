@@ -21,7 +21,7 @@ from bson import Decimal128, Int64, ObjectId
 from fastapi import Request
 from gridfs import AsyncGridFSBucket
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from services.gateway.auth import User
 from services.gateway.uploads import StoredUpload, UploadRejected, stream_upload_to_gridfs
@@ -183,7 +183,14 @@ async def _await_verdict(
     deadline = time.monotonic() + settings.validation_wait_seconds
     delay = 0.02
     while time.monotonic() < deadline:
-        source = await db[COLLECTIONS.source_reports].find_one({"_id": source_report_id}, projection={"verdict": 1})
+        try:
+            source = await db[COLLECTIONS.source_reports].find_one({"_id": source_report_id}, projection={"verdict": 1})
+        except PyMongoError as exc:
+            # The upload is accepted (the command is durable): a database outage while we wait
+            # must not turn it into an error the caller would retry as a second report.
+            log.warning("database unavailable while awaiting the verdict: %r", exc)
+            await asyncio.sleep(0.5)
+            continue
         verdict: dict[str, Any] | None = source.get("verdict") if source else None
         if verdict is not None:
             if verdict["ok"]:

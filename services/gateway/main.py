@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pymongo.errors import PyMongoError
 
 from services.gateway.middleware import RequestContextMiddleware
 from services.gateway.routes import connections, exports, sales
@@ -49,6 +50,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Saleswire", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
     app.add_middleware(RequestContextMiddleware)
+
+    @app.exception_handler(PyMongoError)
+    async def database_unavailable(request: Request, exc: PyMongoError) -> JSONResponse:
+        log.error("database error: %r", exc)
+        return JSONResponse({"detail": "the database is unavailable, please retry"}, status_code=503)
+
     app.include_router(sales.router)
     app.include_router(exports.router)
     app.include_router(connections.router)

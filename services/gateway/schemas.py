@@ -115,3 +115,11 @@ class SaleRowSchema(BaseModel):
     action_date: UtcDatetime | None = None
     action_period: Number2 | None = Field(None, description="action_date − sub_date in days")
     invite_link: str | None = None
+
+
+# Answers any authenticated route may give, documented once for every router.
+COMMON_RESPONSES: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorSchema, "description": "missing, malformed or revoked bearer token"},
+    404: {"model": ErrorSchema, "description": "unknown, or belongs to another user"},
+    503: {"model": ErrorSchema, "description": "the database or the broker is unavailable; retry"},
+}

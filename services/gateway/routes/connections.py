@@ -26,11 +26,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from services.connectors.pullers import REQUIRED_CREDENTIALS
 from services.connectors.store import COMMAND_RESULTS, CredentialsBox
 from services.gateway.deps import BusDep, CurrentUser, Db, SettingsDep
+from services.gateway.schemas import COMMON_RESPONSES
 from shared import contracts
 from shared.contracts import ChannelId
 from shared.mongo import COLLECTIONS, Document
 
-router = APIRouter(prefix="/connections", tags=["connections"])
+router = APIRouter(prefix="/connections", tags=["connections"], responses=COMMON_RESPONSES)
 
 Kind = Literal["sweetclub", "eduzz", "ofd"]
 Wait = Annotated[float, Query(ge=0, le=60, description="Seconds to wait for the connector's answer")]

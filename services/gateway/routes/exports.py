@@ -31,11 +31,11 @@ from services.gateway.export import (
     source_prefix,
 )
 from services.gateway.reports import report_view
-from services.gateway.schemas import ErrorSchema
+from services.gateway.schemas import COMMON_RESPONSES, ErrorSchema
 from services.gateway.template import build_template_workbook
 from shared.mongo import COLLECTIONS, Document
 
-router = APIRouter(prefix="/sales", tags=["exports"])
+router = APIRouter(prefix="/sales", tags=["exports"], responses=COMMON_RESPONSES)
 
 XLSX_MEDIA_TYPE: Final = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV_MEDIA_TYPE: Final = "text/csv; charset=utf-8"

@@ -14,6 +14,7 @@ from services.gateway import reports
 from services.gateway.creation import Unavailable, create_report_from_upload
 from services.gateway.deps import BusDep, CurrentUser, Db, SettingsDep
 from services.gateway.schemas import (
+    COMMON_RESPONSES,
     CreateSalesResponse,
     ErrorSchema,
     ReportListItem,
@@ -24,12 +25,17 @@ from services.gateway.schemas import (
 )
 from shared.contracts import ChannelId
 
-router = APIRouter(prefix="/sales", tags=["sales"])
+router = APIRouter(prefix="/sales", tags=["sales"], responses=COMMON_RESPONSES)
 
 MAX_LIMIT = 1000  # documented maximum page size of every listing
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"page size, at most {MAX_LIMIT}")]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 OrderDir = Literal["asc", "desc"]
+def _money_schema(schema: dict[str, Any]) -> None:
+    schema.clear()
+    schema.update({"type": "number", "minimum": 0, "maximum": 1e12, "title": "Budget"})
+
+
 _UPLOAD_BODY = {
     "requestBody": {
         "required": True,
@@ -67,7 +73,11 @@ async def create_sales(
     settings: SettingsDep,
     channel_id: Annotated[ChannelId, Query(description="Telegram channel id, e.g. -1001234567890")],
     name: Annotated[str, Query(min_length=1, max_length=200)],
-    budget: Annotated[Decimal, Query(ge=0, le=Decimal("1e12"), max_digits=16, decimal_places=2)],
+    budget: Annotated[
+        Decimal,
+        # Read as an exact Decimal; documented as the plain number it is in the query string.
+        Query(ge=0, le=Decimal("1e12"), max_digits=16, decimal_places=2, json_schema_extra=_money_schema),
+    ],
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> Any:
     try:

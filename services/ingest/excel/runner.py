@@ -75,6 +75,7 @@ def _worker_env() -> dict[str, str]:
     env = dict(os.environ)
     path = env.get("PYTHONPATH")
     env["PYTHONPATH"] = f"{PROJECT_ROOT}{os.pathsep}{path}" if path else str(PROJECT_ROOT)
+    env["SALESWIRE_PARSE_PARENT_PID"] = str(os.getpid())
     return env
 
 
@@ -92,7 +93,17 @@ async def parse_workbook(job: ParseJob, limits: ParseLimits) -> ParseOutcome:
 
 
 async def _parse(job: ParseJob, limits: ParseLimits, started: float) -> ParseOutcome:
-    found = await asyncio.to_thread(sniff, job.path, limits)
+    try:
+        found = await asyncio.to_thread(sniff, job.path, limits)
+    except Exception as exc:
+        # A damaged container can break the zip reader in ways it does not document (zlib.error,
+        # NotImplementedError for exotic compression, ...): that is a bad file, never a crash.
+        return _file_outcome(
+            "unreadable_file",
+            "The file is damaged and could not be read as a spreadsheet.",
+            elapsed_seconds=time.monotonic() - started,
+            diagnostic=f"sniff failed: {exc!r}",
+        )
     if found.format is None:
         kind: OutcomeKind = found.kind if found.kind in OUTCOME_KINDS else "unsupported_format"  # type: ignore[assignment]
         return _file_outcome(

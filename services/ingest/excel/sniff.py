@@ -15,6 +15,7 @@ import html
 import re
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -101,7 +102,17 @@ def sniff(path: Path, limits: ParseLimits) -> SniffResult:
     try:
         with zipfile.ZipFile(path) as zf:
             return _sniff_zip(zf, limits)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError):
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        OSError,
+        EOFError,
+        ValueError,
+        zlib.error,
+        NotImplementedError,
+        RuntimeError,
+        KeyError,
+    ):
         return _reject("unreadable_file", "The file looks like a workbook but is damaged (truncated or corrupt).")
 
 

@@ -20,9 +20,11 @@ Protocol
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import resource
+import signal
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -201,7 +203,23 @@ def _peak_rss_bytes() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
+def _die_with_parent(parent_pid: int) -> None:
+    """A worker whose ingest process was killed must not parse on alone: ask the kernel to
+    SIGKILL us when the parent dies (Linux), and catch a parent that died before we asked."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the parse timeout still bounds us
+        return
+    if parent_pid and os.getppid() != parent_pid:
+        os._exit(1)
+
+
+PR_SET_PDEATHSIG = 1
+
+
 def main() -> int:
+    _die_with_parent(int(os.environ.get("SALESWIRE_PARSE_PARENT_PID", "0") or 0))
     job = json.loads(sys.stdin.read())
     memory = int(job.get("memory_bytes") or 0)
     if memory > 0:

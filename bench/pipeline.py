@@ -1,0 +1,89 @@
+"""Upload-to-report time through the running services vs the raw insert_many rate of the same
+SecantusDB, measured in the same run; plus each service's peak RSS (VmHWM).
+
+    .venv/bin/python -m bench.pipeline [--rows 100000] [--repeat 1]
+
+Starts its own SecantusDB and the three services (gateway, ingest, analytics) on the local
+RabbitMQ under a throw-away namespace. The baseline re-inserts the very documents the pipeline
+stored (read back from `sales`) into a scratch collection with insert_many in 5 000-row batches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pymongo import MongoClient
+
+from tests.infra import ensure_rabbitmq, rabbit_url
+from tests.reliability.campaign import campaign_xlsx, make_rows, metrics_of, reference_metrics
+from tests.reliability.harness import SecantusProcess, running_stack, upload, wait_report
+
+
+def vm_hwm_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def raw_insert_rate(db: Any, docs: list[dict[str, Any]], batch: int = 5_000) -> float:
+    scratch = db["bench_raw_insert"]
+    scratch.drop()
+    started = time.perf_counter()
+    for i in range(0, len(docs), batch):
+        scratch.insert_many([{k: v for k, v in d.items() if k != "_id"} for d in docs[i : i + batch]], ordered=False)
+    elapsed = time.perf_counter() - started
+    scratch.drop()
+    return len(docs) / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=1)
+    args = parser.parse_args()
+    ensure_rabbitmq()
+    t = time.perf_counter()
+    rows = make_rows(args.rows, seed=1)
+    content = campaign_xlsx(rows)
+    print(f"workbook: {args.rows} rows, {len(content) / 1e6:.1f} MB, built in {time.perf_counter() - t:.1f}s")
+    mongo = SecantusProcess()
+    mongo.start()
+    try:
+        with running_stack(mongo.url, rabbit_url(), max_upload_bytes=500 * 1024**2, validation_wait_seconds=900,
+                           parse_timeout_seconds=900, parse_memory_bytes=4 * 1024**3) as stack:  # fmt: skip
+            pipeline: list[float] = []
+            raw: list[float] = []
+            db = MongoClient(mongo.url)[stack.settings.mongo_db]
+            for i in range(args.repeat):
+                started = time.perf_counter()
+                r = upload(stack, "bench", content, budget="100000", name=f"bench-{i}", timeout=1800)
+                accepted = time.perf_counter() - started
+                assert r.status_code == 200, r.text
+                report = wait_report(stack, "bench", r.json()["report_id"], timeout=1800)
+                elapsed = time.perf_counter() - started
+                assert report["status"] == "success", report
+                assert metrics_of(report) == reference_metrics(rows, Decimal(100000)), "metrics differ"
+                pipeline.append(args.rows / elapsed)
+                print(f"run {i}: 200 after {accepted:.1f}s, report success after {elapsed:.1f}s "
+                      f"→ {args.rows / elapsed:,.0f} rows/s")  # fmt: skip
+                docs = list(db.sales.find({"report_id": report["id"]}))
+                assert len(docs) == args.rows
+                raw.append(raw_insert_rate(db, docs))
+                print(f"run {i}: raw insert_many of the same {len(docs)} documents: {raw[-1]:,.0f} docs/s")
+            rss = {name: vm_hwm_mb(p.proc.pid) for name, p in stack.processes.items() if p.proc}
+            p_med, r_med = statistics.median(pipeline), statistics.median(raw)
+            print(f"median pipeline {p_med:,.0f} rows/s vs raw insert_many {r_med:,.0f} docs/s: "
+                  f"ratio {p_med / r_med:.2f}× (target ≥ 0.8×)")  # fmt: skip
+            print("peak RSS (VmHWM) per service: " + ", ".join(f"{k} {v:.0f} MB" for k, v in rss.items()))
+    finally:
+        mongo.remove()
+
+
+if __name__ == "__main__":
+    main()
