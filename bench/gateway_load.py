@@ -1,0 +1,149 @@
+"""Gateway read load against a bare FastAPI app, same machine, same run.
+
+    .venv/bin/python -m bench.gateway_load --clients 50 --seconds 10
+
+Starts SecantusDB, gateway + ingest + analytics (uvicorn processes) on the local RabbitMQ, uploads
+one campaign, then drives `POST /sales/analytic/report` and the sales listing with N concurrent
+keep-alive clients for a fixed time; then the same against `bench/bare_app.py`. Prints requests/s,
+p50 and p99 latency for each, and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from shared.settings import Settings
+from tests.infra import (
+    MongoServer,
+    ServiceProcess,
+    delete_namespace,
+    ensure_rabbitmq,
+    free_port,
+    rabbit_url,
+    settings_env,
+)
+from tests.workbooks import CAMPAIGN_ROWS, RU_HEADERS, workbook_bytes
+
+
+async def drive(
+    base: str, headers: dict[str, str], report_id: str, source_id: str, clients: int, seconds: float
+) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+    stop = time.perf_counter() + seconds
+
+    async def client(n: int) -> None:
+        nonlocal errors
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as http:
+            i = n
+            while time.perf_counter() < stop:
+                started = time.perf_counter()
+                if i % 2:
+                    r = await http.post("/sales/analytic/report", json={"report_id": report_id})
+                else:
+                    r = await http.get(f"/sales/analytic/-1001234567890/{source_id}/sales", params={"status": "sale"})
+                latencies.append(time.perf_counter() - started)
+                errors += r.status_code != 200
+                i += 1
+
+    began = time.perf_counter()
+    await asyncio.gather(*(client(n) for n in range(clients)))
+    elapsed = time.perf_counter() - began
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "rps": len(latencies) / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "errors": errors,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=10)
+    args = parser.parse_args()
+    ensure_rabbitmq()
+    mongo = MongoServer()
+    mongo.start()
+    tag = uuid.uuid4().hex[:8]
+    settings = Settings(mongo_url=mongo.url, mongo_db=f"bench_{tag}", rabbit_url=rabbit_url(), namespace=f"bench.{tag}")
+    env = settings_env(settings)
+    logs = Path(tempfile.mkdtemp(prefix="saleswire-bench-"))
+    procs = [
+        ServiceProcess(name, f"services.{name}.main:app", free_port(), env, logs)
+        for name in ("gateway", "ingest", "analytics")
+    ]
+    bare = ServiceProcess("bare", "bench.bare_app:app", free_port(), {}, logs)
+    try:
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.wait_ready()
+        bare.start()
+        import subprocess
+        import sys
+
+        token = (
+            subprocess.run(
+                [sys.executable, "-m", "services.gateway.tokens", "create", "bench"],
+                env={**env},
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        headers = {"Authorization": f"Bearer {token}"}
+        gw = procs[0].url
+        created = httpx.post(
+            f"{gw}/sales/create",
+            params={"channel_id": -1001234567890, "name": "b", "budget": 1000},
+            files={"file": ("c.xlsx", workbook_bytes(RU_HEADERS, CAMPAIGN_ROWS))},
+            headers=headers,
+            timeout=60,
+        ).json()
+        while (
+            report := httpx.post(
+                f"{gw}/sales/analytic/report", json={"report_id": created["report_id"]}, headers=headers
+            ).json()
+        )["status"] != "success":
+            time.sleep(0.2)
+        source_id = report["source_reports"][0]["id"]
+        for _ in range(50):
+            try:
+                if httpx.post(f"{bare.url}/sales/analytic/report", json={}).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        results = {}
+        for name, base in (("bare FastAPI", bare.url), ("gateway", gw)):
+            asyncio.run(drive(base, headers, report["id"], source_id, args.clients, 2))  # warm-up
+            results[name] = asyncio.run(drive(base, headers, report["id"], source_id, args.clients, args.seconds))
+        for name, r in results.items():
+            print(
+                f"{name:<13} {r['requests']:>7.0f} req  {r['rps']:>8.1f} req/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  errors {r['errors']:.0f}"
+            )
+        g, b = results["gateway"], results["bare FastAPI"]
+        print(
+            f"ratio gateway/bare: {g['rps'] / b['rps']:.2f}x requests/s (target >= 0.5x); gateway p99 {g['p99_ms']:.1f} ms (target < 50 ms)"
+        )
+    finally:
+        for p in [*procs, bare]:
+            p.stop()
+        delete_namespace(settings.rabbit_url, settings.namespace)
+        mongo.stop()
+
+
+if __name__ == "__main__":
+    main()
