@@ -142,7 +142,7 @@ def main() -> None:
         for p in [*procs, bare]:
             p.stop()
         delete_namespace(settings.rabbit_url, settings.namespace)
-        mongo.stop()
+        mongo.remove()
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ def mongo_server() -> Iterator[MongoServer]:
     server = MongoServer()
     server.start()
     yield server
-    server.stop()
+    server.remove()
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,8 @@ def free_port() -> int:
 
 
 class MongoServer:
-    """A SecantusDB process on a free loopback port with a throw-away storage folder."""
+    """A SecantusDB process on a free loopback port over a storage folder that outlives
+    stop()/start() (outage tests restart it on the same data); remove() deletes the folder."""
 
     def __init__(self) -> None:
         self.port = free_port()
@@ -38,43 +39,40 @@ class MongoServer:
     def url(self) -> str:
         return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
 
-    def start(self) -> None:
-        log = open(self.dir / "server.log", "wb")  # noqa: SIM115 - lives as long as the process
+    def start(self, timeout: float = 60) -> float:
+        """Starts the server and returns the seconds until it answered a ping."""
+        started = time.monotonic()
+        log = open(self.dir / "server.log", "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
-            [
-                str(SECANTUS_BIN),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--storage-path",
-                str(self.dir / "data"),
-                "--log-level",
-                "WARNING",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+            [str(SECANTUS_BIN), "--host", "127.0.0.1", "--port", str(self.port),
+             "--storage-path", str(self.dir / "data"), "--log-level", "WARNING"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        while time.monotonic() - started < timeout:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"SecantusDB exited: {(self.dir / 'server.log').read_text()[-2000:]}")
             try:
                 with MongoClient(self.url, serverSelectionTimeoutMS=500) as client:
                     client.admin.command("ping")
-                return
+                return time.monotonic() - started
             except Exception:
-                time.sleep(0.2)
-        raise RuntimeError("SecantusDB did not answer within 60 s")
+                time.sleep(0.1)
+        raise RuntimeError(f"SecantusDB did not answer within {timeout} s")
 
-    def stop(self) -> None:
+    def stop(self) -> float:
+        """SIGTERM and wait (the data stays); returns the seconds it took to exit."""
+        started = time.monotonic()
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(15)
+                self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        return time.monotonic() - started
+
+    def remove(self) -> None:
+        self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -21,7 +21,7 @@ from pymongo import MongoClient
 
 from shared.settings import Settings
 from tests.e2e.conftest import Stack
-from tests.infra import SECANTUS_BIN, ServiceProcess, delete_namespace, free_port, settings_env
+from tests.infra import MongoServer, ServiceProcess, delete_namespace, free_port, settings_env
 
 LONG = os.environ.get("SALESWIRE_LONG_TESTS") == "1"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -41,61 +41,8 @@ def port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-class SecantusProcess:
-    """SecantusDB on a fixed port over a storage folder that outlives stop()/start()."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="saleswire-rel-secantus-"))
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
-
-    def start(self, timeout: float = 60) -> float:
-        """Starts the server and returns the seconds until it answered a ping."""
-        started = time.monotonic()
-        log = open(self.dir / "server.log", "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(
-            [
-                str(SECANTUS_BIN),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--storage-path",
-                str(self.dir / "data"),
-                "--log-level",
-                "WARNING",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        while time.monotonic() - started < timeout:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"SecantusDB exited: {(self.dir / 'server.log').read_text()[-2000:]}")
-            with suppress(Exception), MongoClient(self.url, serverSelectionTimeoutMS=500) as client:
-                client.admin.command("ping")
-                return time.monotonic() - started
-            time.sleep(0.1)
-        raise RuntimeError("SecantusDB did not answer in time")
-
-    def stop(self) -> float:
-        """SIGTERM and wait; returns the seconds it took to exit."""
-        started = time.monotonic()
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return time.monotonic() - started
-
-    def remove(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+# SecantusDB on a fixed port whose data survives stop()/start(): the shared test server.
+SecantusProcess = MongoServer
 
 
 class RabbitNode:
