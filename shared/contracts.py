@@ -14,6 +14,8 @@ from uuid import uuid4
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from shared.logging import correlation_id
+
 ChannelId = Annotated[int, Field(ge=-(2**63), le=2**63 - 1, description="Telegram chat id (64-bit signed)")]
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 
@@ -26,12 +28,18 @@ def _new_id() -> str:
     return uuid4().hex
 
 
+def _current_correlation_id() -> str:
+    """The correlation id of the work in progress (HTTP request or consumed message), so every
+    message published on its behalf carries it without each publisher passing it along."""
+    return correlation_id.get() or uuid4().hex
+
+
 class Message(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     schema_version: Literal[1] = 1
     message_id: str = Field(default_factory=_new_id)
-    correlation_id: str = Field(default_factory=_new_id)
+    correlation_id: str = Field(default_factory=_current_correlation_id)
     occurred_at: datetime = Field(default_factory=_now)
 
 

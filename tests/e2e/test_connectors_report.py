@@ -43,8 +43,16 @@ def test_synced_sales_enter_the_report_and_a_refund_leaves_it(stack: Stack, sand
     conn = httpx.post(f"{base}/connections", headers=h, json={
         "kind": "sweetclub", "channel_id": CHANNEL, "base_url": sandbox.sweetclub,
         "credentials": SC_CREDENTIALS, "poll_interval_seconds": 0}).json()  # fmt: skip
-    check = httpx.post(f"{base}/connections/{conn['id']}/check", headers=h, timeout=30).json()
+    cid = f"check-{conn['id']}"
+    check = httpx.post(
+        f"{base}/connections/{conn['id']}/check", headers={**h, "X-Correlation-ID": cid}, timeout=30
+    ).json()
     assert check["state"] == "done" and check["result"]["ok"] is True
+    # the request's correlation id travelled with the command into the connectors service's logs
+    assert any(
+        cid in line and '"correlation_id"' in line
+        for line in stack.processes["connectors"].log_path.read_text().splitlines()
+    )
     period = {"report_id": report["id"], "period_start": "2000-01-01", "period_end": "2035-12-31"}
     source = httpx.post(f"{base}/connections/{conn['id']}/sources", headers=h, json=period).json()
     sync = httpx.post(f"{base}/connections/{conn['id']}/sync", headers=h, json={"source_report_id": source["id"]})
