@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
 import time
 import uuid
 from datetime import UTC, datetime
@@ -20,9 +18,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.connectors.store import CredentialsBox
 from shared.mongo import COLLECTIONS, Document
 from shared.settings import Settings
-from tests.infra import ROOT, free_port
+from tests.infra import ServiceProcess, free_port
 
-UVICORN = ROOT / ".venv" / "bin" / "uvicorn"
 CHANNEL = -1001234567890
 
 
@@ -48,64 +45,25 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
-class ConnectorProcess:
+class ConnectorProcess(ServiceProcess):
+    """The connectors service as `tests.infra.ServiceProcess` runs every service, with this suite's
+    fast settings; each start() takes a fresh port and waits until the service is ready."""
+
     def __init__(self, settings: Settings, log_dir: Path) -> None:
-        self.settings = settings
-        self.port = free_port()
-        self.log_path = log_dir / f"connectors-{uuid.uuid4().hex[:6]}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        name = f"connectors-{uuid.uuid4().hex[:6]}"
+        super().__init__(name, "services.connectors.main:app", free_port(), service_env(settings), log_dir)
 
     def start(self) -> None:
         self.port = free_port()
-        log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(
-            [
-                str(UVICORN),
-                "services.connectors.main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=service_env(self.settings),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 40
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"connectors exited: {self.log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"connectors not ready: {self.log_path.read_text()[-3000:]}")
+        super().start()
+        self.wait_ready(40)
 
     def alive(self) -> bool:
         return (
             self.proc is not None
             and self.proc.poll() is None
-            and httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).status_code == 200
+            and httpx.get(f"{self.url}/health", timeout=2).status_code == 200
         )
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 async def make_connection(
