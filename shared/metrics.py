@@ -35,6 +35,10 @@ REPORT_RECOMPUTE_SECONDS = Histogram(
     "Time to recompute one report's metrics",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
+RECOMPUTES_SKIPPED = Counter(
+    "saleswire_report_recomputes_skipped_total",
+    "SalesIngested events skipped because a later-started recompute had already covered them",
+)
 REPORTS_FINISHED = Counter("saleswire_reports_finished_total", "Reports finished", ["status"])
 
 CONNECTOR_CALLS = Counter("saleswire_connector_calls_total", "Calls to external APIs", ["api", "outcome"])

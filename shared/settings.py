@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,6 +46,16 @@ class Settings(BaseSettings):
     max_uncompressed_bytes: int = 2 * 1024**3
     max_compression_ratio: float = 200.0
     insert_batch_size: int = 5_000
+
+    # --- analytics ------------------------------------------------------------------------
+    # How report totals are computed: "scan" streams rows into a fold in the analytics process
+    # (fastest on the embedded SecantusDB); "aggregate" runs a `$group` pipeline in the database
+    # (set it on MongoDB proper, as docker-compose does). Both are tested to give equal totals.
+    analytics_totals: Literal["scan", "aggregate"] = "scan"
+    # A SalesIngested event is skipped when a recompute that started this much later than the
+    # event was emitted has already been saved (it saw the event's rows). Covers clock skew
+    # between hosts; the worst cost of a too-small value is a skipped-then-stale report.
+    recompute_skew_seconds: float = 2.0
 
     # --- API ------------------------------------------------------------------------------
     max_page_limit: int = 1000

@@ -50,7 +50,9 @@ def create_app(settings: Settings) -> AsgiFastStream:
         runtime.mongo = make_client(settings)
         db = runtime.mongo[settings.mongo_db]
         await ensure_indexes(db)
-        runtime.handlers = AnalyticsHandlers(AnalyticsRepository(db), bus)
+        runtime.handlers = AnalyticsHandlers(
+            AnalyticsRepository(db, settings.analytics_totals), bus, skew_seconds=settings.recompute_skew_seconds
+        )
         await broker.connect()
         await declare_topology(broker, settings)
 

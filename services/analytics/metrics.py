@@ -69,39 +69,60 @@ def compute_metrics(budget: Decimal, totals: Totals) -> dict[str, Any]:
     return result
 
 
-def totals_from_rows(rows: Iterable[Mapping[str, Any]]) -> Totals:
-    """The same totals as the database aggregation, computed in Python: the reference the
-    aggregation is tested against, and usable where rows are already in memory."""
-    users: dict[object, dict[str, bool]] = {}
-    counts: dict[str, int] = {}
-    period_sum: dict[str, int] = {}
-    period_n: dict[str, int] = {}
-    profit = Decimal(0)
-    buyers: set[object] = set()
-    for row in rows:
+class TotalsFold:
+    """Folds sale rows one at a time into `Totals`: the reference the database aggregation is
+    tested against, and analytics' own scan strategy. Memory is four sets of user keys, not rows."""
+
+    def __init__(self) -> None:
+        self.users: set[object] = set()  # U: keys seen on Excel rows
+        self.premium: set[object] = set()
+        self.named: set[object] = set()
+        self.buyers: set[object] = set()
+        self.counts: dict[str, int] = dict.fromkeys(ACTION_STATUSES, 0)
+        self.period_sum: dict[str, int] = dict.fromkeys(ACTION_STATUSES, 0)
+        self.period_n: dict[str, int] = dict.fromkeys(ACTION_STATUSES, 0)
+        self.profit = Decimal(0)
+
+    def add(self, row: Mapping[str, Any]) -> None:
         status = row.get("status")
-        key = row.get("user_id") if row.get("user_id") is not None else row.get("customer_key")
-        if row.get("source") == "excel" and key is not None:
-            user = users.setdefault(key, {"premium": False, "username": False})
-            user["premium"] |= bool(row.get("is_premium"))
-            user["username"] |= bool(row.get("username"))
-        if status in ACTION_STATUSES:
-            counts[status] = counts.get(status, 0) + 1
+        key = row.get("user_id")
+        if key is None:
+            key = row.get("customer_key")
+        if key is not None and row.get("source") == "excel":
+            self.users.add(key)
+            if row.get("is_premium"):
+                self.premium.add(key)
+            if row.get("username"):
+                self.named.add(key)
+        if status in self.counts:
+            self.counts[status] += 1
             period = row.get("action_period_ms")
             if period is not None:
-                period_sum[status] = period_sum.get(status, 0) + int(period)
-                period_n[status] = period_n.get(status, 0) + 1
-        if status in REVENUE_STATUSES and row.get("purchase_amount") is not None:
-            profit += Decimal(str(row["purchase_amount"]))
+                self.period_sum[status] += int(period)
+                self.period_n[status] += 1
+        if status in REVENUE_STATUSES:
+            amount = row.get("purchase_amount")
+            if amount is not None:
+                self.profit += amount.to_decimal() if hasattr(amount, "to_decimal") else Decimal(str(amount))
         if status == "sale" and key is not None:
-            buyers.add(key)
-    return Totals(
-        subs=len(users),
-        premium_users=sum(u["premium"] for u in users.values()),
-        username_users=sum(u["username"] for u in users.values()),
-        buyers=len(buyers),
-        counts=counts,
-        profit=profit,
-        period_ms_sum=period_sum,
-        period_n=period_n,
-    )
+            self.buyers.add(key)
+
+    def result(self) -> Totals:
+        return Totals(
+            subs=len(self.users),
+            premium_users=len(self.premium),
+            username_users=len(self.named),
+            buyers=len(self.buyers),
+            counts=dict(self.counts),
+            profit=self.profit,
+            period_ms_sum=dict(self.period_sum),
+            period_n=dict(self.period_n),
+        )
+
+
+def totals_from_rows(rows: Iterable[Mapping[str, Any]]) -> Totals:
+    """The totals of rows already in memory (see `TotalsFold`)."""
+    fold = TotalsFold()
+    for row in rows:
+        fold.add(row)
+    return fold.result()

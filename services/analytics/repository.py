@@ -9,7 +9,7 @@ from typing import Any
 from bson import Decimal128
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.analytics.metrics import ACTION_STATUSES, REVENUE_STATUSES, Totals
+from services.analytics.metrics import ACTION_STATUSES, REVENUE_STATUSES, Totals, TotalsFold
 from shared.mongo import COLLECTIONS, Document
 
 # Excel sources end "ingested", connector syncs "success"; either may end "failed".
@@ -62,8 +62,20 @@ def _decimal(value: Any) -> Decimal:
     return Decimal(value or 0)
 
 
+# Rows fetched per round trip by the scan strategy (≈ 0.5 KB each as BSON).
+SCAN_BATCH_ROWS = 5_000
+
+
 class AnalyticsRepository:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    """`strategy` picks how totals are computed (both give identical totals, tested):
+    "aggregate" runs the two-stage `$group` in the database (best on MongoDB proper); "scan"
+    streams the report's rows and folds them here (SecantusDB evaluates `$group` expressions in
+    Python, ≈ 7× slower than it serves a plain find — measured in docs/benchmarks.md)."""
+
+    def __init__(self, db: AsyncDatabase[Document], strategy: str = "aggregate") -> None:
+        if strategy not in ("aggregate", "scan"):
+            raise ValueError(f"unknown totals strategy {strategy!r}")
+        self.strategy = strategy
         self.reports = db[COLLECTIONS.reports]
         self.sources = db[COLLECTIONS.source_reports]
         self.sales = db[COLLECTIONS.sales]
@@ -72,6 +84,18 @@ class AnalyticsRepository:
         return await self.reports.find_one({"_id": report_id})
 
     async def totals(self, report_id: str) -> Totals:
+        if self.strategy == "scan":
+            return await self.scanned_totals(report_id)
+        return await self.aggregated_totals(report_id)
+
+    async def scanned_totals(self, report_id: str) -> Totals:
+        fold = TotalsFold()
+        # No projection: SecantusDB serves whole documents faster than projected ones.
+        async for row in self.sales.find({"report_id": report_id}, batch_size=SCAN_BATCH_ROWS):
+            fold.add(row)
+        return fold.result()
+
+    async def aggregated_totals(self, report_id: str) -> Totals:
         cursor = await self.sales.aggregate(totals_pipeline(report_id), allowDiskUse=True)
         docs = await cursor.to_list()
         if not docs:

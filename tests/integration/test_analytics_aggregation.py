@@ -6,6 +6,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from bson import Decimal128, Int64
 
 from services.analytics.metrics import compute_metrics, totals_from_rows
@@ -55,17 +56,20 @@ def random_rows(report_id: str, n: int, seed: int) -> list[dict]:
     return rows
 
 
-async def test_aggregation_matches_the_reference(db) -> None:
+@pytest.mark.parametrize("strategy", ["aggregate", "scan"])
+async def test_totals_match_the_reference(db, strategy: str) -> None:
     rows = random_rows("r1", 3000, seed=7)
     await db.sales.insert_many(rows)
     await db.sales.insert_many(random_rows("other", 200, seed=8))  # must not leak into r1
     expected = totals_from_rows(rows)
-    actual = await AnalyticsRepository(db).totals("r1")
+    actual = await AnalyticsRepository(db, strategy).totals("r1")
     assert actual == expected
+    assert actual.subs > 1000 and actual.buyers > 0 and actual.profit > 0
     assert compute_metrics(Decimal(777), actual) == compute_metrics(Decimal(777), expected)
 
 
-async def test_empty_report_totals_are_zero(db) -> None:
-    totals = await AnalyticsRepository(db).totals("nothing")
+@pytest.mark.parametrize("strategy", ["aggregate", "scan"])
+async def test_empty_report_totals_are_zero(db, strategy: str) -> None:
+    totals = await AnalyticsRepository(db, strategy).totals("nothing")
     metrics = compute_metrics(Decimal(100), totals)
     assert metrics["subs"] == 0 and metrics["cpc"] is None

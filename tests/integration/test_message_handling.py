@@ -7,7 +7,7 @@ import asyncio
 import json
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aio_pika
@@ -126,3 +126,37 @@ async def test_recompute_is_idempotent_and_ignores_unknown_reports(settings, db)
     assert first["status"] == "success"
     assert first["romi"] == Decimal128("50.00") and first["cpc"] == Decimal128("50.00")
     assert await db.reports.count_documents({"_id": "gone"}) == 0
+
+
+async def test_events_already_covered_by_a_later_recompute_are_skipped(db, settings, rabbitmq) -> None:
+    """A sync announces progress every few seconds; an event emitted before a saved recompute
+    started is covered by it and costs nothing, an event emitted after it recomputes."""
+    now = datetime.now(UTC)
+    await db.reports.insert_one(
+        {"_id": "r", "creator_id": Int64(1), "channel_id": Int64(-1), "name": "n", "budget": Decimal128("100"),
+         "status": "processing", "created_at": now}
+    )  # fmt: skip
+    await db.source_reports.insert_one({"_id": "s", "report_id": "r", "status": "ingested", "created_at": now})
+    await db.sales.insert_one(
+        {"_id": "s:2", "report_id": "r", "source": "excel", "user_id": Int64(1), "status": "sale"}
+    )
+    broker = make_broker(settings, registry=_registry())
+    async with broker:
+        await broker.connect()
+        await declare_topology(broker, settings)
+        handlers = AnalyticsHandlers(AnalyticsRepository(db, "scan"), Bus(broker, settings), skew_seconds=2.0)
+        await handlers.sales_ingested(contracts.SalesIngested(report_id="r", source_report_id="s", rows=1))
+        first = await db.reports.find_one({"_id": "r"})
+        await db.sales.insert_one(
+            {"_id": "s:3", "report_id": "r", "source": "excel", "user_id": Int64(2), "status": "sale"}
+        )
+        stale = contracts.SalesIngested(
+            report_id="r", source_report_id="s", rows=1, occurred_at=now - timedelta(minutes=5)
+        )
+        await handlers.sales_ingested(stale)
+        after_stale = await db.reports.find_one({"_id": "r"})
+        await handlers.sales_ingested(contracts.SalesIngested(report_id="r", source_report_id="s", rows=2))
+        after_fresh = await db.reports.find_one({"_id": "r"})
+    assert first["sales"] == 1
+    assert after_stale["sales"] == 1 and after_stale["computed_from"] == first["computed_from"]
+    assert after_fresh["sales"] == 2 and after_fresh["computed_from"] > first["computed_from"]
