@@ -27,7 +27,7 @@ from deploy.sandbox.faults import FaultMiddleware, FaultState, ResetRequest, con
 TOKENS = frozenset({"sandbox-eduzz-token"})
 FIRST_ID = 100001
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
-SPAN = timedelta(days=365)
+SPAN_DAYS = 365  # the data spreads over this many days from EPOCH (a reset may narrow it)
 MAX_PER_PAGE = 25
 # status key → (display name as the API prints it, numeric code)
 STATUSES: dict[str, tuple[str, int]] = {
@@ -156,9 +156,9 @@ class Store:
     sales: list[Sale] = field(default_factory=list)
     tokens_valid: bool = True
 
-    def reset(self, size: int, seed: int) -> None:
+    def reset(self, size: int, seed: int, span_days: int = SPAN_DAYS) -> None:
         rng = random.Random(seed)
-        step = SPAN / max(size, 1)
+        step = timedelta(days=span_days) / max(size, 1)
         self.sales = [_random_sale(rng, FIRST_ID + i, EPOCH + step * i) for i in range(size)]
         self.tokens_valid = True
 
@@ -287,7 +287,7 @@ def create_app(size: int | None = None, seed: int | None = None) -> FastAPI:
         return store.sales[index].detail()
 
     def reset(request: ResetRequest) -> None:
-        store.reset(request.size, request.seed)
+        store.reset(request.size, request.seed, request.span_days)
 
     def truth() -> dict[str, Any]:
         return {

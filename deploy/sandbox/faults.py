@@ -8,7 +8,7 @@ Faults are chosen per request, either
   `skip` of them) get the fault. `DELETE /_sandbox/faults` clears the rules.
 
 Other control endpoints: `GET /_sandbox/stats` (requests per path, faults served),
-`POST /_sandbox/reset` `{"size": N, "seed": S}` (new deterministic data, faults cleared, tokens
+`POST /_sandbox/reset` `{"size": N, "seed": S, "span_days": D}` (new deterministic data, faults cleared, tokens
 valid again), `POST /_sandbox/grow` `{"count": N}` (append newer sales), `GET /_sandbox/truth`
 (the data as the emulator holds it, for tests to compare with).
 """
@@ -47,6 +47,8 @@ class FaultRule(BaseModel):
 class ResetRequest(BaseModel):
     size: int = Field(default=1000, ge=0, le=MAX_SIZE)
     seed: int = 42
+    # The sales spread evenly over this many days from 2024-01-01 (31: "a month of N sales").
+    span_days: int = Field(default=365, ge=1, le=3660)
 
 
 class GrowRequest(BaseModel):

@@ -29,7 +29,7 @@ from deploy.sandbox.faults import FaultMiddleware, FaultState, ResetRequest, con
 
 KEYS = frozenset({("sandbox-yandex-key", "sandbox-ofd-key")})
 EPOCH = datetime(2024, 1, 1, 8, 0)
-SPAN = timedelta(days=365)
+SPAN_DAYS = 365  # the data spreads over this many days from EPOCH (a reset may narrow it)
 DOCUMENT_TYPES = (
     "fiscalReport",
     "fiscalReportCorrection",
@@ -100,9 +100,9 @@ class Store:
     receipts: list[Receipt] = field(default_factory=list)
     keys_valid: bool = True
 
-    def reset(self, size: int, seed: int) -> None:
+    def reset(self, size: int, seed: int, span_days: int = SPAN_DAYS) -> None:
         rng = random.Random(seed)
-        step = SPAN / max(size, 1)
+        step = timedelta(days=span_days) / max(size, 1)
         self.receipts = [_random_receipt(rng, EPOCH + step * i) for i in range(size)]
         self.keys_valid = True
 
@@ -283,7 +283,7 @@ def create_app(size: int | None = None, seed: int | None = None) -> FastAPI:
         return aggregate(store.receipts, query)
 
     def reset(request: ResetRequest) -> None:
-        store.reset(request.size, request.seed)
+        store.reset(request.size, request.seed, request.span_days)
 
     def truth() -> dict[str, Any]:
         days: dict[str, dict[str, int]] = defaultdict(lambda: {"revenue": 0, "checks_income": 0})

@@ -33,7 +33,7 @@ from deploy.sandbox.faults import FaultMiddleware, FaultState, ResetRequest, con
 USERS = {"testapi@testapi.com": "testapi@testapi.com"}
 FIRST_ID = 40001
 EPOCH = datetime(2024, 1, 1)
-SPAN = timedelta(days=365)
+SPAN_DAYS = 365  # the data spreads over this many days from EPOCH (a reset may narrow it)
 BRANDS: list[dict[str, Any]] = [
     {"brand_id": "1", "brand_name": "101 ДАЛМАТИНЕЦ", "licensor_name": "Disney", "licensor_id": "1"},
     {"brand_id": "2", "brand_name": "АЛАДДИН худ. м/ф", "licensor_name": "Disney", "licensor_id": "1"},
@@ -164,9 +164,9 @@ class Store:
     sales: list[Sale] = field(default_factory=list)  # ordered by id and by date_added
     sessions: dict[str, float] = field(default_factory=dict)  # token → expires at (monotonic)
 
-    def reset(self, size: int, seed: int) -> None:
+    def reset(self, size: int, seed: int, span_days: int = SPAN_DAYS) -> None:
         rng = random.Random(seed)
-        step = SPAN / max(size, 1)
+        step = timedelta(days=span_days) / max(size, 1)
         self.sales = [_random_sale(rng, FIRST_ID + i, EPOCH + step * i) for i in range(size)]
         self.sessions.clear()
 
@@ -394,7 +394,7 @@ def create_app(size: int | None = None, seed: int | None = None, session_ttl: fl
         return {"success": "Возврат произведен."}
 
     def reset(request: ResetRequest) -> None:
-        store.reset(request.size, request.seed)
+        store.reset(request.size, request.seed, request.span_days)
 
     def truth() -> dict[str, Any]:
         return {

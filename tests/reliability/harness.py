@@ -107,9 +107,17 @@ class RabbitNode:
 
 
 @contextmanager
-def running_stack(mongo_url: str, rabbit_url: str, **overrides: Any) -> Iterator[Stack]:
-    """Gateway, ingest and analytics as their own uvicorn processes, on a fresh database and
-    broker namespace; everything is removed afterwards."""
+def running_stack(
+    mongo_url: str,
+    rabbit_url: str,
+    *,
+    connectors: bool = False,
+    extra_env: dict[str, str] | None = None,
+    **overrides: Any,
+) -> Iterator[Stack]:
+    """Gateway, ingest and analytics (and connectors when asked) as their own uvicorn processes, on
+    a fresh database and broker namespace; everything is removed afterwards. `extra_env` reaches
+    every process (e.g. `SALESWIRE_CONNECTORS_*` tuning)."""
     tag = uuid.uuid4().hex[:10]
     options: dict[str, Any] = {
         "mongo_url": mongo_url,
@@ -125,11 +133,10 @@ def running_stack(mongo_url: str, rabbit_url: str, **overrides: Any) -> Iterator
         **overrides,
     }
     settings = Settings(**options)
-    env = settings_env(settings)
+    env = {**settings_env(settings), **(extra_env or {})}
     log_dir = Path(tempfile.mkdtemp(prefix="saleswire-rel-"))
-    processes = {
-        name: ServiceProcess(name, module, free_port(), env, log_dir) for name, module in SERVICE_MODULES.items()
-    }
+    modules = {**SERVICE_MODULES, **({"connectors": "services.connectors.main:app"} if connectors else {})}
+    processes = {name: ServiceProcess(name, module, free_port(), env, log_dir) for name, module in modules.items()}
     try:
         for proc in processes.values():
             proc.start()
