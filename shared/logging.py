@@ -5,10 +5,23 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
 correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+
+
+@contextmanager
+def correlated(value: str) -> Iterator[str]:
+    """Work done inside carries `value` as its correlation id (logs, and messages it publishes)."""
+    token = correlation_id.set(value)
+    try:
+        yield value
+    finally:
+        correlation_id.reset(token)
+
 
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 

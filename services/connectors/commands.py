@@ -40,7 +40,15 @@ async def request_sync(svc: Services, msg: contracts.SyncConnection) -> int:
     if msg.source_report_id is not None:
         where["_id"] = msg.source_report_id
     result = await reports.update_many(
-        where, {"$set": {"sync_requested": True, "progress.state": "queued", "progress.queued_at": now()}}
+        where,
+        {
+            "$set": {
+                "sync_requested": True,
+                "sync_correlation_id": msg.correlation_id,
+                "progress.state": "queued",
+                "progress.queued_at": now(),
+            }
+        },
     )
     if msg.source_report_id is not None and result.matched_count == 0:
         raise PermanentError(f"no connector source report {msg.source_report_id} for connection {msg.connection_id}")

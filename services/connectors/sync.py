@@ -33,6 +33,7 @@ from services.connectors.pullers import CredentialsError, Puller, Window, make_p
 from services.connectors.store import CredentialsBox, Leases, now, upsert_rows
 from shared import contracts
 from shared.broker import Bus
+from shared.logging import correlated
 from shared.metrics import SALES_SYNCED, SYNC_LAG_SECONDS
 from shared.mongo import COLLECTIONS, Document
 from shared.settings import Settings
@@ -90,14 +91,23 @@ class SyncEngine:
 
     async def sync_source_report(self, conn: Document, sr: Document) -> None:
         """One run (or the rest of an interrupted one). Never raises for an API's misbehaviour:
-        the outcome is written on the source report."""
+        the outcome is written on the source report.
+
+        The run's correlation id is the one of the request that asked for it (a resumed run keeps
+        its own), so an HTTP sync request can be followed into this background work."""
+        state = await self.db[COLLECTIONS.sync_state].find_one({"_id": str(sr["_id"])}) or {}
+        run = cast(dict[str, Any] | None, state.get("run"))
+        correlation = str((run or {}).get("correlation_id") or sr.get("sync_correlation_id") or uuid.uuid4().hex)
+        with correlated(correlation):
+            await self._sync(conn, sr, state, run, correlation)
+
+    async def _sync(
+        self, conn: Document, sr: Document, state: Document, run: dict[str, Any] | None, correlation: str
+    ) -> None:
         sr_id = str(sr["_id"])
         kind = cast(Kind, conn["kind"])
         states = self.db[COLLECTIONS.sync_state]
-        state = await states.find_one({"_id": sr_id}) or {}
-        run = cast(dict[str, Any] | None, state.get("run"))
         high_water = _as_date(state["high_water"]) if state.get("high_water") else None
-        correlation = uuid.uuid4().hex
         try:
             puller = build_puller(self.svc, conn)
         except (CredentialsError, ValueError) as exc:
@@ -120,6 +130,7 @@ class SyncEngine:
                     "pages": 0,
                     "sales": 0,
                     "started_at": now(),
+                    "correlation_id": correlation,
                 }
                 await states.update_one(
                     {"_id": sr_id}, {"$set": {"run": run, "connection_id": conn["_id"]}}, upsert=True
@@ -340,7 +351,7 @@ class Scheduler:
                         "kind": "connector",
                         "$or": [{"period_end": {"$gte": moment - timedelta(days=1)}}, {"status": {"$ne": "success"}}],
                     },
-                    {"$set": {"sync_requested": True}},
+                    {"$set": {"sync_requested": True, "sync_correlation_id": None}},
                 )
 
     async def _report_lag(self) -> None:

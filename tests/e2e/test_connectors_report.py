@@ -55,7 +55,12 @@ def test_synced_sales_enter_the_report_and_a_refund_leaves_it(stack: Stack, sand
     )
     period = {"report_id": report["id"], "period_start": "2000-01-01", "period_end": "2035-12-31"}
     source = httpx.post(f"{base}/connections/{conn['id']}/sources", headers=h, json=period).json()
-    sync = httpx.post(f"{base}/connections/{conn['id']}/sync", headers=h, json={"source_report_id": source["id"]})
+    sync_cid = f"sync-{conn['id']}"
+    sync = httpx.post(
+        f"{base}/connections/{conn['id']}/sync",
+        headers={**h, "X-Correlation-ID": sync_cid},
+        json={"source_report_id": source["id"]},
+    )
     assert sync.status_code == 202
 
     def synced() -> dict[str, Any] | None:
@@ -64,6 +69,10 @@ def test_synced_sales_enter_the_report_and_a_refund_leaves_it(stack: Stack, sand
 
     progress = wait_until(synced)
     assert progress and progress["status"] == "success", progress
+    # the sync request's correlation id followed the work into the background run and its events
+    logs = {name: stack.processes[name].log_path.read_text().splitlines() for name in ("connectors", "analytics")}
+    assert any("sync finished" in line and sync_cid in line for line in logs["connectors"])
+    assert any(sync_cid in line for line in logs["analytics"])
     expected_sales = 2 + len(paid)
     expected_profit = Decimal("500.5") + sum(Decimal(s["total"]) for s in paid)
     report = wait_until(lambda: (r := wait_report(stack, user, report["id"]))["sales"] == expected_sales and r)
