@@ -38,6 +38,8 @@ class Collections:
     sync_state: str = "sync_state"
     leases: str = "leases"
     reference: str = "reference_data"
+    # Results of connector commands (check, SweetClub sale/refund add) the gateway waits for.
+    connector_commands: str = "connector_commands"
     uploads_bucket: str = "uploads"
 
 

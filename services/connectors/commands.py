@@ -22,10 +22,11 @@ from pymongo.errors import DuplicateKeyError
 from services.connectors import sweetclub
 from services.connectors.http import ConnectorError
 from services.connectors.pullers import CredentialsError, http_config
-from services.connectors.store import COMMAND_RESULTS, CredentialsBox, now
+from services.connectors.store import now
 from services.connectors.sync import Services, build_puller
 from shared import contracts
 from shared.broker import PermanentError
+from shared.credentials import CredentialsBox
 from shared.mongo import COLLECTIONS, Document
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ async def request_sync(svc: Services, msg: contracts.SyncConnection) -> int:
 
 async def _claim(svc: Services, request_id: str, kind: str, connection_id: str, *, repeatable: bool) -> bool:
     """True when this delivery should execute the command."""
-    coll = svc.db[COMMAND_RESULTS]
+    coll = svc.db[COLLECTIONS.connector_commands]
     claimed = await coll.find_one_and_update(
         {"_id": request_id, "state": "queued"}, {"$set": {"state": "running", "started_at": now()}}
     )
@@ -96,7 +97,7 @@ async def _claim(svc: Services, request_id: str, kind: str, connection_id: str, 
 
 async def _finish(svc: Services, request_id: str, outcome: Outcome) -> None:
     state, result, error = outcome
-    await svc.db[COMMAND_RESULTS].update_one(
+    await svc.db[COLLECTIONS.connector_commands].update_one(
         {"_id": request_id}, {"$set": {"state": state, "result": result, "error": error, "finished_at": now()}}
     )
 
@@ -196,7 +197,7 @@ async def sweetclub_command(svc: Services, body: dict[str, Any]) -> None:
             return "rejected", {"error": answer.error}, sweetclub._error_text(answer.error)
 
         await _sweetclub_call(svc, refund.request_id, refund.connection_id, "sweetclub_refund_add", do_refund)
-        result = await svc.db[COMMAND_RESULTS].find_one({"_id": refund.request_id})
+        result = await svc.db[COLLECTIONS.connector_commands].find_one({"_id": refund.request_id})
         if result is not None and result.get("state") == "done":
             await _apply_refund(svc, refund)
         return

@@ -18,15 +18,15 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bson import Decimal128, Int64
 
 from services.connectors import eduzz, ofd, sweetclub
+from shared.credentials import Kind
 
 Row = dict[str, Any]
-Kind = Literal["sweetclub", "eduzz", "ofd"]
 KINDS: tuple[Kind, ...] = ("sweetclub", "eduzz", "ofd")
 # Naive times of the Russian platforms are Moscow time unless the connection says otherwise.
 DEFAULT_TIMEZONE: dict[Kind, str] = {"sweetclub": "Europe/Moscow", "eduzz": "UTC", "ofd": "Europe/Moscow"}

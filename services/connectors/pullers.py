@@ -17,7 +17,8 @@ from typing import Any, Protocol, TypeVar
 from services.connectors import eduzz, ofd, sweetclub
 from services.connectors.config import ConnectorSettings
 from services.connectors.http import HttpConfig, RetryPolicy
-from services.connectors.normalise import DEFAULT_TIMEZONE, Kind, Row, RowContext, eduzz_row, ofd_row, sweetclub_row
+from services.connectors.normalise import DEFAULT_TIMEZONE, Row, RowContext, eduzz_row, ofd_row, sweetclub_row
+from shared.credentials import REQUIRED_CREDENTIALS, Kind
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -181,13 +182,6 @@ def _need(credentials: dict[str, str], *names: str) -> list[str]:
     if missing:
         raise CredentialsError(f"credentials lack {', '.join(missing)}")
     return [credentials[n] for n in names]
-
-
-REQUIRED_CREDENTIALS: dict[Kind, tuple[str, ...]] = {
-    "sweetclub": ("username", "password"),
-    "eduzz": ("token",),
-    "ofd": ("yandex_key", "ofd_key"),
-}
 
 
 def timezone_of(kind: Kind, options: dict[str, Any]) -> str:

@@ -1,39 +1,15 @@
-"""MongoDB side of the connectors: connections (credentials encrypted), leases, sync state, rows.
-
-Credentials are encrypted with Fernet under `Settings.credentials_key` before they touch the
-database and decrypted only in memory, right before a client is built. Nothing here logs them.
-"""
+"""MongoDB side of the connectors: leases, sync state, rows. (Credentials: `shared.credentials`.)"""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken
 from pymongo import ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from shared.mongo import COLLECTIONS, Document
-from shared.settings import Settings
-
-# Results of commands (check, SweetClub sale/refund add) the gateway waits for, by request id.
-COMMAND_RESULTS = "connector_commands"
-
-
-class CredentialsBox:
-    def __init__(self, settings: Settings) -> None:
-        self._fernet = Fernet(settings.credentials_key.get_secret_value().encode())
-
-    def seal(self, credentials: dict[str, str]) -> str:
-        return self._fernet.encrypt(json.dumps(credentials, sort_keys=True).encode()).decode()
-
-    def open(self, sealed: str) -> dict[str, str]:
-        try:
-            return cast(dict[str, str], json.loads(self._fernet.decrypt(sealed.encode())))
-        except InvalidToken as exc:
-            raise ValueError("stored credentials cannot be decrypted with the configured key") from exc
 
 
 def now() -> datetime:

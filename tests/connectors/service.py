@@ -15,7 +15,7 @@ import httpx
 from bson import Decimal128, Int64
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.connectors.store import CredentialsBox
+from shared.credentials import CredentialsBox
 from shared.mongo import COLLECTIONS, Document
 from shared.settings import Settings
 from tests.infra import ServiceProcess, free_port

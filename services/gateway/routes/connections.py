@@ -23,17 +23,15 @@ from bson import Int64
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.connectors.pullers import REQUIRED_CREDENTIALS
-from services.connectors.store import COMMAND_RESULTS, CredentialsBox
 from services.gateway.deps import BusDep, CurrentUser, Db, SettingsDep
 from services.gateway.schemas import COMMON_RESPONSES
 from shared import contracts
 from shared.contracts import ChannelId
+from shared.credentials import REQUIRED_CREDENTIALS, CredentialsBox, Kind
 from shared.mongo import COLLECTIONS, Document
 
 router = APIRouter(prefix="/connections", tags=["connections"], responses=COMMON_RESPONSES)
 
-Kind = Literal["sweetclub", "eduzz", "ofd"]
 Wait = Annotated[float, Query(ge=0, le=60, description="Seconds to wait for the connector's answer")]
 
 
@@ -59,6 +57,25 @@ class ConnectionIn(BaseModel):
         if missing:
             raise ValueError(f"credentials for {self.kind} need {', '.join(missing)}")
         if 0 < self.poll_interval_seconds < 10:
+            raise ValueError("poll_interval_seconds must be 0 or at least 10")
+        return self
+
+
+class ConnectionPatch(BaseModel):
+    """What a user may change on a connection; e.g. new credentials after a static token (Eduzz,
+    OFD keys) expired or was rotated — the next sync resumes at its saved cursor."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=200)
+    base_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$", max_length=500)
+    credentials: dict[str, str] | None = Field(default=None, description="the whole set, as on creation")
+    poll_interval_seconds: int | None = Field(default=None, ge=0, le=7 * 86400)
+    options: dict[str, str | int | float | bool | list[str]] | None = None
+
+    @model_validator(mode="after")
+    def _interval(self) -> ConnectionPatch:
+        if self.poll_interval_seconds is not None and 0 < self.poll_interval_seconds < 10:
             raise ValueError("poll_interval_seconds must be 0 or at least 10")
         return self
 
@@ -206,7 +223,7 @@ async def _own_connection(db: Db, user: CurrentUser, connection_id: str, kind: K
 async def _await_command(db: Db, request_id: str, wait: float, response: Response) -> CommandOut:
     deadline = time.monotonic() + wait
     while True:
-        doc = await db[COMMAND_RESULTS].find_one({"_id": request_id})
+        doc = await db[COLLECTIONS.connector_commands].find_one({"_id": request_id})
         assert doc is not None
         if doc["state"] in ("done", "rejected", "failed") or time.monotonic() >= deadline:
             break
@@ -219,7 +236,7 @@ async def _await_command(db: Db, request_id: str, wait: float, response: Respons
 
 async def _new_command(db: Db, user: CurrentUser, kind: str, connection_id: str) -> str:
     request_id = uuid.uuid4().hex
-    await db[COMMAND_RESULTS].insert_one(
+    await db[COLLECTIONS.connector_commands].insert_one(
         {
             "_id": request_id,
             "kind": kind,
@@ -271,6 +288,30 @@ async def get_connection(connection_id: str, user: CurrentUser, db: Db) -> Conne
     return _connection_out(await _own_connection(db, user, connection_id))
 
 
+@router.patch(
+    "/{connection_id}", response_model=ConnectionOut, responses={422: {"description": "incomplete credentials"}}
+)
+async def update_connection(
+    connection_id: str, body: ConnectionPatch, user: CurrentUser, db: Db, settings: SettingsDep
+) -> ConnectionOut:
+    doc = await _own_connection(db, user, connection_id)
+    changes: dict[str, Any] = body.model_dump(exclude_unset=True, exclude={"credentials"})
+    if body.credentials is not None:
+        kind = cast(Kind, doc["kind"])
+        missing = [n for n in REQUIRED_CREDENTIALS[kind] if not body.credentials.get(n)]
+        if missing:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_ENTITY, f"credentials for {kind} need {', '.join(missing)}"
+            )
+        changes["credentials"] = CredentialsBox(settings).seal(body.credentials)
+    if "poll_interval_seconds" in changes:
+        changes["next_poll_at"] = datetime.now(UTC) if changes["poll_interval_seconds"] else None
+    if changes:
+        await db[COLLECTIONS.connections].update_one({"_id": connection_id, "creator_id": user.id}, {"$set": changes})
+        doc.update(changes)
+    return _connection_out(doc)
+
+
 @router.delete("/{connection_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_connection(connection_id: str, user: CurrentUser, db: Db) -> Response:
     result = await db[COLLECTIONS.connections].delete_one({"_id": connection_id, "creator_id": user.id})
@@ -289,14 +330,16 @@ async def check_connection(
     try:
         await bus.publish(contracts.CheckConnection(connection_id=connection_id, request_id=request_id))
     except Exception as exc:
-        await db[COMMAND_RESULTS].delete_one({"_id": request_id})
+        await db[COLLECTIONS.connector_commands].delete_one({"_id": request_id})
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the connectors service is unavailable") from exc
     return await _await_command(db, request_id, wait, response)
 
 
 @router.get("/{connection_id}/commands/{request_id}", response_model=CommandOut)
 async def get_command(connection_id: str, request_id: str, user: CurrentUser, db: Db) -> CommandOut:
-    doc = await db[COMMAND_RESULTS].find_one({"_id": request_id, "connection_id": connection_id, "creator_id": user.id})
+    doc = await db[COLLECTIONS.connector_commands].find_one(
+        {"_id": request_id, "connection_id": connection_id, "creator_id": user.id}
+    )
     if doc is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "command not found")
     return _command_out(doc)
