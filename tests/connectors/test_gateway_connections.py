@@ -186,3 +186,19 @@ async def test_check_with_wrong_credentials_reports_the_api_error(
     body = check.json()
     assert body["state"] == "rejected" and body["result"]["ok"] is False and "keys refused" in body["error"]
     assert "bad-secret-7f3a" not in check.text
+
+    # New keys from the user: the stored credentials are replaced (sealed) and the check passes.
+    bad = await api.patch(f"/connections/{conn['id']}", headers=alice, json={"credentials": {"ofd_key": "x"}})
+    assert bad.status_code == 422 and "yandex_key" in bad.text
+    good = {"yandex_key": "sandbox-yandex-key", "ofd_key": "sandbox-ofd-key"}
+    patched = await api.patch(
+        f"/connections/{conn['id']}", headers=alice, json={"credentials": good, "name": "shop till"}
+    )
+    assert patched.status_code == 200 and patched.json()["name"] == "shop till"
+    assert "sandbox-ofd-key" not in patched.text
+    stored_doc = await db[COLLECTIONS.connections].find_one({"_id": conn["id"]})
+    assert stored_doc is not None and "sandbox-ofd-key" not in str(stored_doc)
+    body = (await api.post(f"/connections/{conn['id']}/check", headers=alice)).json()
+    assert body["state"] == "done" and body["result"]["ok"] is True, body
+    bob = await auth(db, "bob")
+    assert (await api.patch(f"/connections/{conn['id']}", headers=bob, json={"name": "mine"})).status_code == 404

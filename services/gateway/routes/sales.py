@@ -31,6 +31,8 @@ MAX_LIMIT = 1000  # documented maximum page size of every listing
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"page size, at most {MAX_LIMIT}")]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 OrderDir = Literal["asc", "desc"]
+
+
 def _money_schema(schema: dict[str, Any]) -> None:
     schema.clear()
     schema.update({"type": "number", "minimum": 0, "maximum": 1e12, "title": "Budget"})
