@@ -74,6 +74,7 @@ def source_of(stack: Stack, user: str, conn_id: str, source_id: str) -> dict[str
     return httpx.get(url, headers=stack.headers(user), timeout=10).json()  # type: ignore[no-any-return]
 
 
+@pytest.mark.timeout(5400 if LONG else 600)
 def test_a_month_per_platform_with_faults_and_a_kill_matches_the_emulators(
     month_stack: Stack,
     sandbox: Sandbox,  # noqa: F811
