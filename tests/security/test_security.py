@@ -1,8 +1,10 @@
 """Security checks against the running system (every service its own process).
 
 - every operation of the served OpenAPI document refuses missing, malformed and revoked tokens;
-- another user's reports, source reports and sales are 404 on every route that takes their id;
-- tokens are stored only as hashes, and no log line or Mongo document holds a plaintext token;
+- another user's reports, source reports and sales are 404 on every route that takes their id,
+  and another user's connections (and their sources and commands) on every /connections route;
+- tokens are stored only as hashes, credentials only encrypted: no log line or Mongo document
+  holds a plaintext token or connection password;
 - query parameters and bodies cannot smuggle Mongo operators;
 - the upload limit is enforced before the body is read.
 """
@@ -142,6 +144,66 @@ def test_another_users_objects_are_404_on_every_route(stack: Stack, alice_report
     assert listing.status_code == 200 and alice_report["id"] not in [i["id"] for i in listing.json()]
 
 
+# A valid body for every /connections operation that takes one (a new route must be added here).
+CONNECTION_BODIES: dict[tuple[str, str], Any] = {
+    ("post", "/connections"): None,  # creates: nothing of another user's to reach
+    ("get", "/connections"): None,  # lists the caller's own: checked below
+    ("patch", "/connections/{connection_id}"): {"name": "renamed"},
+    ("post", "/connections/{connection_id}/sources"): {
+        "report_id": "", "period_start": "2024-01-01", "period_end": "2024-01-31"},
+    ("post", "/connections/{connection_id}/sync"): {"source_report_id": ""},
+    ("post", "/connections/{connection_id}/sweetclub/sales"): {
+        "brand_id": "1", "product_type": "2", "product_quantity": "1", "product_unit": "1",
+        "product_price": "10", "sale_channel_id": "1"},
+    ("post", "/connections/{connection_id}/sweetclub/refunds"): {"sale_id": "40001", "return_reason_id": "3"},
+}  # fmt: skip
+
+
+def test_another_users_connections_are_404_on_every_route(stack: Stack, alice_report: dict[str, Any]) -> None:
+    alice, bob, base = stack.headers("sec-alice"), stack.headers("sec-bob"), stack.gateway_url
+    # A SweetClub connection to a closed port: every route of the kind applies, no live platform needed.
+    conn = httpx.post(f"{base}/connections", headers=alice, timeout=10, json={
+        "kind": "sweetclub", "channel_id": CHANNEL, "base_url": "http://127.0.0.1:9",
+        "credentials": {"username": "sec-user", "password": "sec-pass-81c2"}, "poll_interval_seconds": 0}).json()  # fmt: skip
+    source = httpx.post(f"{base}/connections/{conn['id']}/sources", headers=alice, timeout=10, json={
+        **CONNECTION_BODIES[("post", "/connections/{connection_id}/sources")], "report_id": alice_report["id"]}).json()  # fmt: skip
+    command = httpx.post(f"{base}/connections/{conn['id']}/check", params={"wait": 0}, headers=alice, timeout=10)
+    ids = {"connection_id": conn["id"], "source_report_id": source["id"], "request_id": command.json()["request_id"]}
+    bodies = {**CONNECTION_BODIES, ("post", "/connections/{connection_id}/sync"): {"source_report_id": source["id"]}}
+    bodies[("post", "/connections/{connection_id}/sources")] = {
+        **CONNECTION_BODIES[("post", "/connections/{connection_id}/sources")], "report_id": alice_report["id"]}  # fmt: skip
+    deletes, checked = [], []
+    for method, path, _ in _operations(stack):
+        if not path.startswith("/connections"):
+            continue
+        if "{" not in path:
+            assert (method, path) in CONNECTION_BODIES, (method, path)
+            continue
+        if method == "delete":
+            deletes.append(path)
+            continue
+        assert (method, path) in bodies or method == "get" or path.endswith("/check"), (
+            f"no sample body: {method} {path}"
+        )
+        url = base + re.sub(r"\{(\w+)\}", lambda m: str(ids[m.group(1)]), path)
+        kwargs: dict[str, Any] = {"params": {"wait": 0}, "timeout": 30}
+        if bodies.get((method, path)) is not None:
+            kwargs["json"] = bodies[(method, path)]
+        other = httpx.request(method.upper(), url, headers=bob, **kwargs)
+        own = httpx.request(method.upper(), url, headers=alice, **kwargs)
+        checked.append((method, path, own.status_code, other.status_code))
+    for path in deletes:  # last, the other user first: the owner's delete removes the connection
+        url = base + re.sub(r"\{(\w+)\}", lambda m: str(ids[m.group(1)]), path)
+        other_status = httpx.delete(url, headers=bob, timeout=10).status_code
+        checked.append(("delete", path, httpx.delete(url, headers=alice, timeout=10).status_code, other_status))
+    print(f"\nconnections, owner vs other user: {checked}")
+    assert len(checked) >= 9, checked
+    assert all(own < 300 for _, _, own, _ in checked), checked  # the owner reaches all of it
+    assert all(other == 404 for _, _, _, other in checked), checked
+    listing = httpx.get(f"{base}/connections", headers=bob, timeout=10)
+    assert listing.status_code == 200 and conn["id"] not in [c["id"] for c in listing.json()]
+
+
 def test_tokens_are_stored_hashed_and_never_logged(stack: Stack, alice_report: dict[str, Any], revoked: str) -> None:
     tokens = [stack.token("sec-alice"), stack.token("sec-bob"), revoked]
     # exercise failure paths too, so that error logging is covered
@@ -150,11 +212,20 @@ def test_tokens_are_stored_hashed_and_never_logged(stack: Stack, alice_report: d
                   headers={"Authorization": f"Bearer {t}"}, timeout=10)  # fmt: skip
         httpx.get(f"{stack.gateway_url}/sales/analytic", params={"channel_id": 1},
                   headers={"Authorization": f"Bearer {t}x"}, timeout=10)  # fmt: skip
+    # and a connection whose live check fails (closed port): its credentials go through the
+    # gateway, the broker, the connectors service and its error path
+    password = "sec-conn-pass-5be1"
+    conn = httpx.post(f"{stack.gateway_url}/connections", headers=stack.headers("sec-alice"), timeout=10, json={
+        "kind": "sweetclub", "channel_id": CHANNEL, "base_url": "http://127.0.0.1:9",
+        "credentials": {"username": "sec-conn-user", "password": password}, "poll_interval_seconds": 0}).json()  # fmt: skip
+    check = httpx.post(f"{stack.gateway_url}/connections/{conn['id']}/check", params={"wait": 30},
+                       headers=stack.headers("sec-alice"), timeout=40).json()  # fmt: skip
+    assert check["state"] in ("failed", "rejected"), check
     db = stack.db()
     stored = {doc["_id"] for doc in db.tokens.find({}, {"_id": 1})}
     for t in tokens:
         assert hashlib.sha256(t.encode()).hexdigest() in stored
-    needles = [t.encode() for t in tokens] + [t.split("_", 1)[-1].encode() for t in tokens]
+    needles = [t.encode() for t in tokens] + [t.split("_", 1)[-1].encode() for t in tokens] + [password.encode()]
     hits = []
     scanned = 0
     for name in db.list_collection_names():
@@ -166,7 +237,9 @@ def test_tokens_are_stored_hashed_and_never_logged(stack: Stack, alice_report: d
     for path in logs:
         text = path.read_bytes()
         hits += [(str(path), "log") for n in needles if n in text]
-    print(f"\nscanned {scanned} documents and {len(logs)} service logs for {len(tokens)} plaintext tokens")
+    print(
+        f"\nscanned {scanned} documents and {len(logs)} service logs for {len(tokens)} plaintext tokens and a connection password"
+    )
     assert hits == []
 
 
