@@ -22,7 +22,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-from deploy.sandbox.faults import FaultMiddleware, FaultState, ResetRequest, control_router, money_json
+from deploy.sandbox.faults import FaultMiddleware, FaultState, ResetRequest, StatusRequest, control_router, money_json
 
 TOKENS = frozenset({"sandbox-eduzz-token"})
 FIRST_ID = 100001
@@ -297,5 +297,14 @@ def create_app(size: int | None = None, seed: int | None = None) -> FastAPI:
             ]
         }
 
-    app.include_router(control_router(faults, reset=reset, grow=store.grow, truth=truth))
+    def set_status(request: StatusRequest) -> None:
+        index = int(request.id) - FIRST_ID
+        if request.status not in STATUSES or not 0 <= index < len(store.sales):
+            raise HTTPException(400, "unknown sale or status")
+        sale = store.sales[index]
+        sale.status = request.status
+        if request.status in ("paid", "refunded", "waiting_refund") and sale.paid_at is None:
+            sale.paid_at = datetime.now(UTC).replace(microsecond=0)
+
+    app.include_router(control_router(faults, reset=reset, grow=store.grow, truth=truth, set_status=set_status))
     return app

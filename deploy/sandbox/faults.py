@@ -9,7 +9,8 @@ Faults are chosen per request, either
 
 Other control endpoints: `GET /_sandbox/stats` (requests per path, faults served),
 `POST /_sandbox/reset` `{"size": N, "seed": S, "span_days": D}` (new deterministic data, faults cleared, tokens
-valid again), `POST /_sandbox/grow` `{"count": N}` (append newer sales), `GET /_sandbox/truth`
+valid again), `POST /_sandbox/grow` `{"count": N}` (append newer sales), `POST /_sandbox/status`
+`{"id": ..., "status": ...}` (Eduzz: a sale changes state later, e.g. refunded or paid), `GET /_sandbox/truth`
 (the data as the emulator holds it, for tests to compare with).
 """
 
@@ -49,6 +50,13 @@ class ResetRequest(BaseModel):
     seed: int = 42
     # The sales spread evenly over this many days from 2024-01-01 (31: "a month of N sales").
     span_days: int = Field(default=365, ge=1, le=3660)
+
+
+class StatusRequest(BaseModel):
+    """A sale changes state on the platform after it was made (refund, cancellation, payment)."""
+
+    id: str
+    status: str
 
 
 class GrowRequest(BaseModel):
@@ -161,8 +169,16 @@ def control_router(
     reset: Callable[[ResetRequest], None],
     grow: Callable[[int], int],
     truth: Callable[[], Any],
+    set_status: Callable[[StatusRequest], None] | None = None,
 ) -> APIRouter:
     router = APIRouter(prefix="/_sandbox", tags=["sandbox control"])
+
+    if set_status is not None:
+
+        @router.post("/status")
+        async def change_status(request: StatusRequest) -> dict[str, str]:
+            set_status(request)
+            return {"id": request.id, "status": request.status}
 
     @router.post("/faults")
     async def add_faults(rules: FaultRule | list[FaultRule]) -> dict[str, int]:

@@ -28,7 +28,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-from deploy.sandbox.faults import FaultMiddleware, FaultState, ResetRequest, control_router, money_json
+from deploy.sandbox.faults import FaultMiddleware, FaultState, ResetRequest, StatusRequest, control_router, money_json
 
 USERS = {"testapi@testapi.com": "testapi@testapi.com"}
 FIRST_ID = 40001
@@ -404,5 +404,12 @@ def create_app(size: int | None = None, seed: int | None = None, session_ttl: fl
             ]
         }
 
-    app.include_router(control_router(faults, reset=reset, grow=store.grow, truth=truth))
+    def set_status(request: StatusRequest) -> None:
+        sale = next((s for s in store.sales if str(s.id) == request.id), None)
+        if sale is None or request.status not in ("0", "1"):
+            raise HTTPException(400, "unknown sale or status")
+        sale.status = request.status
+        sale.date_modified = datetime.now().replace(microsecond=0)
+
+    app.include_router(control_router(faults, reset=reset, grow=store.grow, truth=truth, set_status=set_status))
     return app

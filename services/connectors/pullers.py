@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, get_args
 
 from services.connectors import eduzz, ofd, sweetclub
 from services.connectors.config import ConnectorSettings
@@ -43,6 +43,12 @@ class Puller(Protocol):
     first_cursor: int
 
     async def fetch(self, window: Window, cursor: int, ctx: RowContext) -> PulledPage: ...
+
+    async def late_changes(self, period: Window, since: date, ctx: RowContext) -> list[Row]:
+        """Rows of sales in `period` whose state may have changed after an earlier run read them
+        (refunds, cancellations, late payments): what an incremental run reads besides its window,
+        so that it ends with what a full re-read would store."""
+        ...
 
     async def check(self) -> str: ...
 
@@ -75,12 +81,27 @@ class SweetClubPuller:
         page = await self.client.sale_list_page(
             cursor, date_start=window.start, date_end=window.end, limit=self.page_size
         )
-        infos: list[sweetclub.SaleInfo | None] = [None] * len(page.items)
-        if self.details and page.items:
-            infos = list(await _bounded(page.items, self.parallel, lambda s: self.client.sale_info(s.sale_id)))
-        rows = [sweetclub_row(ctx, item, info) for item, info in zip(page.items, infos, strict=True)]
         high = max((i.date_added.date() for i in page.items), default=None)
-        return PulledPage(rows, page.next_page, high)
+        return PulledPage(await self._rows(page.items, ctx), page.next_page, high)
+
+    async def late_changes(self, period: Window, since: date, ctx: RowContext) -> list[Row]:
+        """Refunds: every cancelled sale of the period (`sale_status=0`; usually few)."""
+        items: list[sweetclub.SaleListItem] = []
+        page = 1
+        while True:
+            batch = await self.client.sale_list(
+                sale_status="0", limit=self.page_size, page=page, date_start=period.start, date_end=period.end
+            )
+            items += batch
+            if len(batch) < self.page_size:
+                return await self._rows(items, ctx)
+            page += 1
+
+    async def _rows(self, items: list[sweetclub.SaleListItem], ctx: RowContext) -> list[Row]:
+        infos: list[sweetclub.SaleInfo | None] = [None] * len(items)
+        if self.details and items:
+            infos = list(await _bounded(items, self.parallel, lambda s: self.client.sale_info(s.sale_id)))
+        return [sweetclub_row(ctx, item, info) for item, info in zip(items, infos, strict=True)]
 
     async def check(self) -> str:
         await self.client.login()
@@ -100,6 +121,12 @@ class SweetClubPuller:
         await self.client.aclose()
 
 
+# Statuses that keep a sale out of the counts (normalised to "refunded").
+EDUZZ_EXCLUDED_STATUSES: tuple[eduzz.SaleStatusName, ...] = tuple(
+    s for s in get_args(eduzz.SaleStatusName) if s not in ("open", "paid", "waiting_payment")
+)
+
+
 class EduzzPuller:
     api = "eduzz"
     first_cursor = 1
@@ -111,12 +138,40 @@ class EduzzPuller:
 
     async def fetch(self, window: Window, cursor: int, ctx: RowContext) -> PulledPage:
         page = await self.client.sales_page(cursor, start_date=window.start, end_date=window.end)
-        details: list[eduzz.SaleWithItems | None] = [None] * len(page.items)
-        if self.details and page.items:
-            details = list(await _bounded(page.items, self.parallel, lambda s: self.client.get_sale(s.id)))
-        rows = [eduzz_row(ctx, sale, detail) for sale, detail in zip(page.items, details, strict=True)]
         high = max((s.created_at.date() for s in page.items if s.created_at), default=None)
-        return PulledPage(rows, page.next_page, high)
+        return PulledPage(await self._rows(page.items, ctx), page.next_page, high)
+
+    async def late_changes(self, period: Window, since: date, ctx: RowContext) -> list[Row]:
+        """Sales of the period paid since `since` (a lead become a sale), and every sale of the
+        period in a status that takes it out of the counts (refunded, canceled...)."""
+        found: dict[str, eduzz.Sale] = {}
+        # Payments up to today (a January sale may be paid in March), kept if created in the period.
+        paid_window = Window(max(since, period.start), max(datetime.now(UTC).date(), period.end))
+        queries: list[tuple[Window, eduzz.DateType, eduzz.SaleStatusName | None]] = [
+            (paid_window, "payment", None),
+            *((period, "creation", status) for status in EDUZZ_EXCLUDED_STATUSES),
+        ]
+        for window, date_type, status in queries:
+            page = 1
+            while True:
+                answer = await self.client.list_sales(
+                    window.start, window.end, date_type=date_type, status=status, page=page
+                )
+                found.update(
+                    (str(s.id), s)
+                    for s in answer.items
+                    if s.created_at is None or period.start <= s.created_at.date() <= period.end
+                )
+                if page >= answer.pages or not answer.items:
+                    break
+                page += 1
+        return await self._rows(list(found.values()), ctx)
+
+    async def _rows(self, sales: list[eduzz.Sale], ctx: RowContext) -> list[Row]:
+        details: list[eduzz.SaleWithItems | None] = [None] * len(sales)
+        if self.details and sales:
+            details = list(await _bounded(sales, self.parallel, lambda s: self.client.get_sale(s.id)))
+        return [eduzz_row(ctx, sale, detail) for sale, detail in zip(sales, details, strict=True)]
 
     async def check(self) -> str:
         today = datetime.now(UTC).date()
@@ -146,6 +201,10 @@ class OfdPuller:
         rows = [ofd_row(ctx, interval) for interval in page.items]
         high = max((date.fromisoformat(r["extra"]["day"]) for r in rows), default=None)
         return PulledPage(rows, page.next_page, high)
+
+    async def late_changes(self, period: Window, since: date, ctx: RowContext) -> list[Row]:
+        # A return is a receipt of its own day, and incremental runs re-read from the last day.
+        return []
 
     async def check(self) -> str:
         today = datetime.now(UTC).date()

@@ -163,7 +163,8 @@ class SyncEngine:
                 connection_id=str(conn["_id"]),
                 timezone=timezone_of(kind, cast(dict[str, Any], conn.get("options") or {})),
             )
-            cursor: int | None = int(run["cursor"])
+            # None: the listing was read to its end before an interruption; only the end remains.
+            cursor: int | None = None if run["cursor"] is None else int(run["cursor"])
             unpublished = 0
             last_publish = time.monotonic()
             while cursor is not None:
@@ -194,6 +195,10 @@ class SyncEngine:
                 if cursor is not None and time.monotonic() - last_publish >= self.svc.cfg.publish_every_seconds:
                     await self._publish(sr, unpublished, correlation)
                     unpublished, last_publish = 0, time.monotonic()
+            if run["mode"] == "incremental":
+                period = Window(_as_date(sr["period_start"]), _as_date(sr["period_end"]))
+                changed = await puller.late_changes(period, window.start, ctx)
+                unpublished += await upsert_rows(self.db, changed)
             finished = now()
             full = run["mode"] == "full"
             await states.update_one(

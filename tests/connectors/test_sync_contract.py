@@ -78,6 +78,21 @@ SPECS = {
 }
 
 
+def _late_changes_sweetclub(truth: Any) -> list[tuple[str, str]]:
+    first_paid = next(s["id"] for s in truth["sales"] if s["status"] == "1")
+    return [(first_paid, "0")]  # refunded long after it was made
+
+
+def _late_changes_eduzz(truth: Any) -> list[tuple[str, str]]:
+    paid = next(s["id"] for s in truth["sales"] if s["status"] == "paid")
+    lead = next(s["id"] for s in truth["sales"] if s["status"] in ("open", "waiting_payment"))
+    return [(paid, "refunded"), (lead, "paid")]  # a refund, and a lead that pays months later
+
+
+# OFD: a return is a receipt of its own day; nothing of an old day changes later.
+LATE_CHANGES = {"sweetclub": _late_changes_sweetclub, "eduzz": _late_changes_eduzz, "ofd": lambda truth: []}
+
+
 @pytest.fixture(params=list(SPECS))
 def spec(request: pytest.FixtureRequest) -> KindSpec:
     return SPECS[str(request.param)]
@@ -124,16 +139,21 @@ async def test_full_then_incremental_sync(
     url = sandbox.url(spec.kind)
     control(url, "reset", {"size": spec.size, "seed": 11})
     conn = await make_connection(db, settings, spec.kind, url, spec.credentials, spec.options)
-    _, sr = await make_source_report(db, conn)
+    _, sr = await make_source_report(db, conn, end="2030-12-31")
     await sync(bus, conn, sr)
     doc = await wait_for(db, sr)
     assert doc["progress"]["state"] == "done", doc
     assert doc["progress"]["mode"] == "full" and doc["status"] == "success"
-    assert await stored(db, sr) == spec.expected(control(url, "truth", method="GET"))
+    truth = control(url, "truth", method="GET")
+    assert await stored(db, sr) == spec.expected(truth)
     assert await ingested_events(bus, settings) >= 1
     full_pages = doc["progress"]["pages"]
 
     control(url, "grow", {"count": 30})
+    # Old sales change on the platform after the first run read them: the incremental run
+    # (which lists only from the last day it saw) must still end with the platform's state.
+    for sale_id, new_status in LATE_CHANGES[spec.kind](truth):
+        control(url, "status", {"id": sale_id, "status": new_status})
     await sync(bus, conn, sr)
     await asyncio.sleep(0.5)
     doc = await wait_for(db, sr)

@@ -69,9 +69,18 @@ def month_stack(mongo_server: MongoServer, rabbitmq: str) -> Iterator[Stack]:
         yield stack
 
 
+SLOW_READS: list[float] = []  # progress reads that timed out (the 2 cores are saturated)
+
+
 def source_of(stack: Stack, user: str, conn_id: str, source_id: str) -> dict[str, Any]:
+    """Progress as a user polls it; a read that times out under full load is retried, and counted."""
     url = f"{stack.gateway_url}/connections/{conn_id}/sources/{source_id}"
-    return httpx.get(url, headers=stack.headers(user), timeout=10).json()  # type: ignore[no-any-return]
+    while True:
+        try:
+            return httpx.get(url, headers=stack.headers(user), timeout=15).json()  # type: ignore[no-any-return]
+        except httpx.TimeoutException:
+            SLOW_READS.append(time.monotonic())
+            assert len(SLOW_READS) < 20, "the gateway stopped answering progress reads"
 
 
 @pytest.mark.timeout(5400 if LONG else 600)
@@ -144,7 +153,7 @@ def test_a_month_per_platform_with_faults_and_a_kill_matches_the_emulators(
     print(
         f"\n{SALES} sales per platform: killed at {killed_at:.0f}s; synced "
         + ", ".join(f"{k} {t:.0f}s ({SALES / t:,.0f} sales/s)" for k, t in finished.items())
-        + f"; report exact after {total:.0f}s"
+        + f"; report exact after {total:.0f}s; {len(SLOW_READS)} progress reads timed out (15 s) and were retried"
     )
 
 
