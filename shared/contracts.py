@@ -141,6 +141,9 @@ class SalesIngested(Message):
     report_id: str
     source_report_id: str
     rows: int
+    # False for a progress announcement while the source is still being read (a long sync):
+    # analytics may space those out; the source's last event is always settled.
+    settled: bool = True
 
 
 class ReportUpdated(Message):

@@ -37,7 +37,9 @@ REPORT_RECOMPUTE_SECONDS = Histogram(
 )
 RECOMPUTES_SKIPPED = Counter(
     "saleswire_report_recomputes_skipped_total",
-    "SalesIngested events skipped because a later-started recompute had already covered them",
+    "SalesIngested events that cost no recompute: covered (a later-started recompute saw their rows) "
+    "or progress_spacing (a long sync's progress, while the last recompute is recent)",
+    ["reason"],
 )
 REPORTS_FINISHED = Counter("saleswire_reports_finished_total", "Reports finished", ["status"])
 

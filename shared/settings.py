@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # event was emitted has already been saved (it saw the event's rows). Covers clock skew
     # between hosts; the worst cost of a too-small value is a skipped-then-stale report.
     recompute_skew_seconds: float = 2.0
+    # During a long sync, progress announcements recompute a report at most this often (and at
+    # most every 4× the last recompute's duration); the sync's last event always recomputes.
+    progress_recompute_seconds: float = 10.0
 
     # --- API ------------------------------------------------------------------------------
     max_page_limit: int = 1000

@@ -27,10 +27,27 @@ log = logging.getLogger(__name__)
 
 
 class AnalyticsHandlers:
-    def __init__(self, repo: AnalyticsRepository, bus: Bus, *, skew_seconds: float = 2.0) -> None:
+    def __init__(
+        self, repo: AnalyticsRepository, bus: Bus, *, skew_seconds: float = 2.0, progress_interval_seconds: float = 10.0
+    ) -> None:
         self.repo = repo
         self.bus = bus
         self.skew = timedelta(seconds=skew_seconds)
+        self.progress_interval = progress_interval_seconds
+
+    def too_soon(self, report: dict[str, object], event: contracts.SalesIngested) -> bool:
+        """A progress announcement of a source still being read is skipped while the report's last
+        recompute is recent: at least `progress_interval`, and at least 4× as long as that
+        recompute took — so recomputes never take more than ~1/5 of the database's time during a
+        long sync. The source's settled event always recomputes."""
+        computed_from = report.get("computed_from")
+        if event.settled or not isinstance(computed_from, datetime):
+            return False
+        if computed_from.tzinfo is None:
+            computed_from = computed_from.replace(tzinfo=UTC)
+        last_took = report.get("recompute_seconds")
+        spacing = max(self.progress_interval, 4 * float(last_took) if isinstance(last_took, int | float) else 0.0)
+        return datetime.now(UTC) - computed_from < timedelta(seconds=spacing)
 
     def already_covered(self, report: dict[str, object], event: contracts.SalesIngested) -> bool:
         """True when a saved recompute started after the event was emitted (plus clock skew)."""
@@ -47,8 +64,12 @@ class AnalyticsHandlers:
             log.info("report %s no longer exists; nothing to recompute", event.report_id)
             return
         if self.already_covered(report, event):
-            RECOMPUTES_SKIPPED.inc()
+            RECOMPUTES_SKIPPED.labels(reason="covered").inc()
             log.debug("report %s already recomputed after this event", event.report_id)
+            return
+        if self.too_soon(report, event):
+            RECOMPUTES_SKIPPED.labels(reason="progress_spacing").inc()
+            log.debug("report %s recomputed recently; progress announcement skipped", event.report_id)
             return
         started_at = datetime.now(UTC)
         started = time.perf_counter()
@@ -59,8 +80,8 @@ class AnalyticsHandlers:
         )
         settled = await self.repo.sources_settled(event.report_id)
         status = "success" if settled else "processing"
-        await self.repo.save_metrics(event.report_id, metrics, status, started_at)
         elapsed = time.perf_counter() - started
+        await self.repo.save_metrics(event.report_id, metrics, status, started_at, round(elapsed, 3))
         REPORT_RECOMPUTE_SECONDS.observe(elapsed)
         log.info("report recomputed", extra={"report_id": event.report_id, "seconds": round(elapsed, 3)})
         if settled:

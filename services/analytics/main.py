@@ -51,7 +51,10 @@ def create_app(settings: Settings) -> AsgiFastStream:
         db = runtime.mongo[settings.mongo_db]
         await ensure_indexes(db)
         runtime.handlers = AnalyticsHandlers(
-            AnalyticsRepository(db, settings.analytics_totals), bus, skew_seconds=settings.recompute_skew_seconds
+            AnalyticsRepository(db, settings.analytics_totals),
+            bus,
+            skew_seconds=settings.recompute_skew_seconds,
+            progress_interval_seconds=settings.progress_recompute_seconds,
         )
         await broker.connect()
         await declare_topology(broker, settings)

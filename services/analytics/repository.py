@@ -119,7 +119,9 @@ class AnalyticsRepository:
         )
         return unsettled == 0
 
-    async def save_metrics(self, report_id: str, metrics: dict[str, Any], status: str, started: datetime) -> bool:
+    async def save_metrics(
+        self, report_id: str, metrics: dict[str, Any], status: str, started: datetime, seconds: float = 0.0
+    ) -> bool:
         """Writes the metrics unless a computation that started later has already written its own
         (replicas may recompute one report concurrently; the latest start saw the most rows)."""
         stored = {k: Decimal128(v) if isinstance(v, Decimal) else v for k, v in metrics.items()}
@@ -134,6 +136,7 @@ class AnalyticsRepository:
                     "status": status,
                     "error_message": None,
                     "computed_from": started,
+                    "recompute_seconds": seconds,
                     "updated_at": datetime.now(started.tzinfo),
                 }
             },

@@ -83,10 +83,14 @@ class SyncEngine:
     async def _progress(self, sr_id: str, fields: dict[str, Any]) -> None:
         await self.db[COLLECTIONS.source_reports].update_one({"_id": sr_id}, {"$set": fields})
 
-    async def _publish(self, sr: Document, rows: int, correlation: str) -> None:
+    async def _publish(self, sr: Document, rows: int, correlation: str, *, settled: bool) -> None:
         await self.svc.bus.publish(
             contracts.SalesIngested(
-                report_id=str(sr["report_id"]), source_report_id=str(sr["_id"]), rows=rows, correlation_id=correlation
+                report_id=str(sr["report_id"]),
+                source_report_id=str(sr["_id"]),
+                rows=rows,
+                correlation_id=correlation,
+                settled=settled,
             )
         )
 
@@ -112,7 +116,7 @@ class SyncEngine:
         try:
             puller = build_puller(self.svc, conn)
         except (CredentialsError, ValueError) as exc:
-            await self._fail(sr_id, f"{kind}: {exc}")
+            await self._fail(sr, f"{kind}: {exc}", correlation)
             return
         try:
             if run is None:
@@ -193,7 +197,7 @@ class SyncEngine:
                 )
                 unpublished += written
                 if cursor is not None and time.monotonic() - last_publish >= self.svc.cfg.publish_every_seconds:
-                    await self._publish(sr, unpublished, correlation)
+                    await self._publish(sr, unpublished, correlation, settled=False)
                     unpublished, last_publish = 0, time.monotonic()
             if run["mode"] == "incremental":
                 period = Window(_as_date(sr["period_start"]), _as_date(sr["period_end"]))
@@ -224,7 +228,7 @@ class SyncEngine:
             await self.db[COLLECTIONS.connections].update_one(
                 {"_id": conn["_id"]}, {"$set": {"last_synced_at": finished}}
             )
-            await self._publish(sr, unpublished, correlation)
+            await self._publish(sr, unpublished, correlation, settled=True)
             log.info(
                 "sync finished",
                 extra={
@@ -236,16 +240,18 @@ class SyncEngine:
                 },
             )
         except ConnectorError as exc:
-            await self._fail(sr_id, str(exc))
+            await self._fail(sr, str(exc), correlation)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug must not leave the run "running" forever; the cursor is kept
             log.exception("sync crashed", extra={"source_report_id": sr_id, "api": kind})
-            await self._fail(sr_id, f"internal error: {type(exc).__name__}")
+            await self._fail(sr, f"internal error: {type(exc).__name__}", correlation)
         finally:
             await puller.aclose()
 
-    async def _fail(self, sr_id: str, message: str) -> None:
+    async def _fail(self, sr: Document, message: str, correlation: str) -> None:
+        """The source report says why; the report is told, so it settles with the rows it has."""
+        sr_id = str(sr["_id"])
         log.warning("sync failed", extra={"source_report_id": sr_id, "reason": message})
         await self._progress(
             sr_id,
@@ -257,6 +263,10 @@ class SyncEngine:
                 "progress.updated_at": now(),
             },
         )
+        try:
+            await self._publish(sr, 0, correlation, settled=True)
+        except Exception:  # the failure is recorded on the source report; the next event settles the report
+            log.warning("could not announce the failed sync", extra={"source_report_id": sr_id}, exc_info=True)
 
     async def _refresh_reference(self, conn: Document, puller: Puller) -> None:
         """Brands and refund reasons change "extremely rarely" (the SweetClub document): cache them

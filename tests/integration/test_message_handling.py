@@ -155,8 +155,14 @@ async def test_events_already_covered_by_a_later_recompute_are_skipped(db, setti
         )
         await handlers.sales_ingested(stale)
         after_stale = await db.reports.find_one({"_id": "r"})
+        # a long sync's progress announcement right after a recompute waits for the next one...
+        progress = contracts.SalesIngested(report_id="r", source_report_id="s", rows=1, settled=False)
+        await handlers.sales_ingested(progress)
+        after_progress = await db.reports.find_one({"_id": "r"})
+        # ...its settled event never does
         await handlers.sales_ingested(contracts.SalesIngested(report_id="r", source_report_id="s", rows=2))
         after_fresh = await db.reports.find_one({"_id": "r"})
-    assert first["sales"] == 1
+    assert first["sales"] == 1 and first["recompute_seconds"] >= 0
     assert after_stale["sales"] == 1 and after_stale["computed_from"] == first["computed_from"]
+    assert after_progress["sales"] == 1 and after_progress["computed_from"] == first["computed_from"]
     assert after_fresh["sales"] == 2 and after_fresh["computed_from"] > first["computed_from"]
