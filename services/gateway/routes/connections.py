@@ -301,7 +301,7 @@ async def update_connection(
         missing = [n for n in REQUIRED_CREDENTIALS[kind] if not body.credentials.get(n)]
         if missing:
             raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY, f"credentials for {kind} need {', '.join(missing)}"
+                status.HTTP_422_UNPROCESSABLE_CONTENT, f"credentials for {kind} need {', '.join(missing)}"
             )
         changes["credentials"] = CredentialsBox(settings).seal(body.credentials)
     if "poll_interval_seconds" in changes:
