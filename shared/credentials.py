@@ -22,6 +22,11 @@ REQUIRED_CREDENTIALS: dict[Kind, tuple[str, ...]] = {
 }
 
 
+def missing_credentials(kind: Kind, credentials: dict[str, str]) -> list[str]:
+    """The fields `kind` needs that `credentials` lacks (or leaves empty)."""
+    return [name for name in REQUIRED_CREDENTIALS[kind] if not credentials.get(name)]
+
+
 class CredentialsBox:
     """Fernet under `Settings.credentials_key`."""
 

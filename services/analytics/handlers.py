@@ -26,6 +26,14 @@ from shared.metrics import RECOMPUTES_SKIPPED, REPORT_RECOMPUTE_SECONDS, REPORTS
 log = logging.getLogger(__name__)
 
 
+def _computed_from(report: dict[str, object]) -> datetime | None:
+    """When the report's saved metrics were started (UTC), or None if never computed."""
+    value = report.get("computed_from")
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 class AnalyticsHandlers:
     def __init__(
         self, repo: AnalyticsRepository, bus: Bus, *, skew_seconds: float = 2.0, progress_interval_seconds: float = 10.0
@@ -40,22 +48,18 @@ class AnalyticsHandlers:
         recompute is recent: at least `progress_interval`, and at least 4× as long as that
         recompute took — so recomputes never take more than ~1/5 of the database's time during a
         long sync. The source's settled event always recomputes."""
-        computed_from = report.get("computed_from")
-        if event.settled or not isinstance(computed_from, datetime):
+        computed_from = _computed_from(report)
+        if event.settled or computed_from is None:
             return False
-        if computed_from.tzinfo is None:
-            computed_from = computed_from.replace(tzinfo=UTC)
         last_took = report.get("recompute_seconds")
         spacing = max(self.progress_interval, 4 * float(last_took) if isinstance(last_took, int | float) else 0.0)
         return datetime.now(UTC) - computed_from < timedelta(seconds=spacing)
 
     def already_covered(self, report: dict[str, object], event: contracts.SalesIngested) -> bool:
         """True when a saved recompute started after the event was emitted (plus clock skew)."""
-        computed_from = report.get("computed_from")
-        if not isinstance(computed_from, datetime) or report.get("status") == "failed":
+        computed_from = _computed_from(report)
+        if computed_from is None or report.get("status") == "failed":
             return False
-        if computed_from.tzinfo is None:
-            computed_from = computed_from.replace(tzinfo=UTC)
         return computed_from - self.skew >= event.occurred_at
 
     async def sales_ingested(self, event: contracts.SalesIngested) -> None:

@@ -27,12 +27,17 @@ from services.gateway.deps import BusDep, CurrentUser, Db, SettingsDep
 from services.gateway.schemas import COMMON_RESPONSES
 from shared import contracts
 from shared.contracts import ChannelId
-from shared.credentials import REQUIRED_CREDENTIALS, CredentialsBox, Kind
+from shared.credentials import CredentialsBox, Kind, missing_credentials
 from shared.mongo import COLLECTIONS, Document
 
 router = APIRouter(prefix="/connections", tags=["connections"], responses=COMMON_RESPONSES)
 
 Wait = Annotated[float, Query(ge=0, le=60, description="Seconds to wait for the connector's answer")]
+
+
+def _check_poll_interval(seconds: int) -> None:
+    if 0 < seconds < 10:
+        raise ValueError("poll_interval_seconds must be 0 or at least 10")
 
 
 class ConnectionIn(BaseModel):
@@ -53,11 +58,9 @@ class ConnectionIn(BaseModel):
 
     @model_validator(mode="after")
     def _credentials_complete(self) -> ConnectionIn:
-        missing = [n for n in REQUIRED_CREDENTIALS[self.kind] if not self.credentials.get(n)]
-        if missing:
+        if missing := missing_credentials(self.kind, self.credentials):
             raise ValueError(f"credentials for {self.kind} need {', '.join(missing)}")
-        if 0 < self.poll_interval_seconds < 10:
-            raise ValueError("poll_interval_seconds must be 0 or at least 10")
+        _check_poll_interval(self.poll_interval_seconds)
         return self
 
 
@@ -75,8 +78,8 @@ class ConnectionPatch(BaseModel):
 
     @model_validator(mode="after")
     def _interval(self) -> ConnectionPatch:
-        if self.poll_interval_seconds is not None and 0 < self.poll_interval_seconds < 10:
-            raise ValueError("poll_interval_seconds must be 0 or at least 10")
+        if self.poll_interval_seconds is not None:
+            _check_poll_interval(self.poll_interval_seconds)
         return self
 
 
@@ -298,8 +301,7 @@ async def update_connection(
     changes: dict[str, Any] = body.model_dump(exclude_unset=True, exclude={"credentials"})
     if body.credentials is not None:
         kind = cast(Kind, doc["kind"])
-        missing = [n for n in REQUIRED_CREDENTIALS[kind] if not body.credentials.get(n)]
-        if missing:
+        if missing := missing_credentials(kind, body.credentials):
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_CONTENT, f"credentials for {kind} need {', '.join(missing)}"
             )
