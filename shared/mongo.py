@@ -63,3 +63,11 @@ async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
         ]
     )
     await db[c.connections].create_indexes([IndexModel([("creator_id", ASCENDING)])])
+    # The GridFS spec's own indexes: the gateway writes upload chunks itself (bounded buffer),
+    # so the driver's lazy index creation on first write never runs.
+    await db[f"{c.uploads_bucket}.files"].create_indexes(
+        [IndexModel([("filename", ASCENDING), ("uploadDate", ASCENDING)])]
+    )
+    await db[f"{c.uploads_bucket}.chunks"].create_indexes(
+        [IndexModel([("files_id", ASCENDING), ("n", ASCENDING)], unique=True)]
+    )

@@ -113,7 +113,8 @@ async def _create(
     try:
         stored = await stream_upload_to_gridfs(
             request,
-            bucket,
+            db,
+            COLLECTIONS.uploads_bucket,
             settings.max_upload_bytes,
             metadata={"creator_id": user.id, "report_id": report_id, "source_report_id": source_report_id},
         )
