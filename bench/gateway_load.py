@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
@@ -65,6 +66,12 @@ async def drive(
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
         "errors": errors,
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (from /proc, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -127,13 +134,20 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.2)
         results = {}
-        for name, base in (("bare FastAPI", bare.url), ("gateway", gw)):
+        cpu: dict[str, dict[str, float]] = {}
+        for name, base, server in (("bare FastAPI", bare.url, bare), ("gateway", gw, procs[0])):
             asyncio.run(drive(base, headers, report["id"], source_id, args.clients, 2))  # warm-up
+            pids = {"app": server.proc.pid, "database": mongo.proc.pid, "load client": os.getpid()}
+            before = {k: cpu_seconds(pid) for k, pid in pids.items()}
             results[name] = asyncio.run(drive(base, headers, report["id"], source_id, args.clients, args.seconds))
+            cpu[name] = {k: cpu_seconds(pid) - before[k] for k, pid in pids.items()}
         for name, r in results.items():
             print(
                 f"{name:<13} {r['requests']:>7.0f} req  {r['rps']:>8.1f} req/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  errors {r['errors']:.0f}"
             )
+        for name, spent in cpu.items():
+            # Where the two cores went: the load client shares them with the servers.
+            print(f"{name:<13} CPU s: " + ", ".join(f"{k} {v:.1f}" for k, v in spent.items()))
         g, b = results["gateway"], results["bare FastAPI"]
         print(
             f"ratio gateway/bare: {g['rps'] / b['rps']:.2f}x requests/s (target >= 0.5x); gateway p99 {g['p99_ms']:.1f} ms (target < 50 ms)"

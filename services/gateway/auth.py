@@ -39,8 +39,15 @@ async def create_user_token(db: AsyncDatabase[Document], name: str) -> tuple[Use
     else:
         user_id = int(existing["_id"])
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    # The user's name rides on the token (names never change), so authenticating is one read.
     await db[COLLECTIONS.tokens].insert_one(
-        {"_id": hash_token(token), "user_id": user_id, "created_at": datetime.now(UTC), "revoked_at": None}
+        {
+            "_id": hash_token(token),
+            "user_id": user_id,
+            "user_name": name,
+            "created_at": datetime.now(UTC),
+            "revoked_at": None,
+        }
     )
     return User(user_id, name), token
 
@@ -56,7 +63,9 @@ async def user_for_token(db: AsyncDatabase[Document], token: str) -> User | None
     record = await db[COLLECTIONS.tokens].find_one({"_id": hash_token(token), "revoked_at": None})
     if record is None:
         return None
-    user = await db[COLLECTIONS.users].find_one({"_id": record["user_id"]})
+    if record.get("user_name") is not None:
+        return User(int(record["user_id"]), str(record["user_name"]))
+    user = await db[COLLECTIONS.users].find_one({"_id": record["user_id"]})  # a token issued before user_name
     if user is None:
         return None
     return User(int(user["_id"]), str(user["name"]))

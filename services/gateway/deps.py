@@ -16,17 +16,19 @@ from shared.settings import Settings
 _bearer = HTTPBearer(auto_error=False, description="A token issued by `python -m services.gateway.tokens create`")
 
 
-def get_settings(request: Request) -> Settings:
+# Plain accessors are `async def` on purpose: FastAPI runs a sync dependency in a worker thread,
+# and that hop cost every request a thread hand-off under load.
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_db(request: Request) -> AsyncDatabase[Document]:
+async def get_db(request: Request) -> AsyncDatabase[Document]:
     db: AsyncDatabase[Document] = request.app.state.db
     return db
 
 
-def get_bus(request: Request) -> Bus:
+async def get_bus(request: Request) -> Bus:
     bus: Bus = request.app.state.bus
     return bus
 

@@ -150,6 +150,11 @@ def sales_query(
     return query
 
 
+def owned(query: Document, user: User, channel_id: int) -> Document:
+    """The rows of `query` that belong to the caller, in the given channel."""
+    return {**query, "creator_id": user.id, "channel_id": Int64(channel_id)}
+
+
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 

@@ -149,10 +149,12 @@ async def list_sales(
     limit: Limit = 10,
     offset: Offset = 0,
 ) -> Any:
-    source = await reports.find_source_report(db, user, channel_id, source_report_id)
-    if source is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "source report not found")
     query = reports.sales_query(
         source_report_id, status_, product, is_premium, start_date, end_date, is_null_invite_link
     )
-    return await reports.list_sales(db, query, order_by, order_dir, limit, offset)
+    # Rows carry their owner and channel, so a page of rows proves the source is the caller's;
+    # only an empty page needs the source report itself (missing or foreign → 404).
+    rows = await reports.list_sales(db, reports.owned(query, user, channel_id), order_by, order_dir, limit, offset)
+    if not rows and await reports.find_source_report(db, user, channel_id, source_report_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "source report not found")
+    return rows
