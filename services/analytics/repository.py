@@ -20,7 +20,12 @@ def _flag(condition: Any) -> dict[str, Any]:
     return {"$cond": [condition, 1, 0]}
 
 
-def totals_pipeline(report_id: str) -> list[dict[str, Any]]:
+def rows_of(source_ids: list[str]) -> dict[str, Any]:
+    """The filter for a report's rows: through its sources, which the sales index leads with."""
+    return {"source_report_id": {"$in": source_ids}}
+
+
+def totals_pipeline(source_ids: list[str]) -> list[dict[str, Any]]:
     """Groups rows by buyer first (so distinct users are counted without a giant set in memory),
     then folds the groups into one document of totals."""
     is_excel = {"$eq": ["$source", "excel"]}
@@ -53,7 +58,7 @@ def totals_pipeline(report_id: str) -> list[dict[str, Any]]:
     for status in ACTION_STATUSES:
         for prefix in ("n", "ps", "pn"):
             overall[f"{prefix}_{status}"] = {"$sum": f"${prefix}_{status}"}
-    return [{"$match": {"report_id": report_id}}, {"$group": per_user}, {"$group": overall}]
+    return [{"$match": rows_of(source_ids)}, {"$group": per_user}, {"$group": overall}]
 
 
 def _decimal(value: Any) -> Decimal:
@@ -84,19 +89,22 @@ class AnalyticsRepository:
         return await self.reports.find_one({"_id": report_id})
 
     async def totals(self, report_id: str) -> Totals:
+        source_ids = [s["_id"] async for s in self.sources.find({"report_id": report_id}, projection={"_id": 1})]
+        if not source_ids:
+            return Totals()
         if self.strategy == "scan":
-            return await self.scanned_totals(report_id)
-        return await self.aggregated_totals(report_id)
+            return await self.scanned_totals(source_ids)
+        return await self.aggregated_totals(source_ids)
 
-    async def scanned_totals(self, report_id: str) -> Totals:
+    async def scanned_totals(self, source_ids: list[str]) -> Totals:
         fold = TotalsFold()
         # No projection: SecantusDB serves whole documents faster than projected ones.
-        async for row in self.sales.find({"report_id": report_id}, batch_size=SCAN_BATCH_ROWS):
+        async for row in self.sales.find(rows_of(source_ids), batch_size=SCAN_BATCH_ROWS):
             fold.add(row)
         return fold.result()
 
-    async def aggregated_totals(self, report_id: str) -> Totals:
-        cursor = await self.sales.aggregate(totals_pipeline(report_id), allowDiskUse=True)
+    async def aggregated_totals(self, source_ids: list[str]) -> Totals:
+        cursor = await self.sales.aggregate(totals_pipeline(source_ids), allowDiskUse=True)
         docs = await cursor.to_list()
         if not docs:
             return Totals()

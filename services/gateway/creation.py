@@ -209,7 +209,8 @@ async def _await_verdict(
 
 
 async def _forget(db: AsyncDatabase[Document], bucket: AsyncGridFSBucket, report_id: str, stored: StoredUpload) -> None:
-    await db[COLLECTIONS.sales].delete_many({"report_id": report_id})
+    sources = await db[COLLECTIONS.source_reports].distinct("_id", {"report_id": report_id})
+    await db[COLLECTIONS.sales].delete_many({"source_report_id": {"$in": sources}})
     await db[COLLECTIONS.source_reports].delete_many({"report_id": report_id})
     await db[COLLECTIONS.reports].delete_one({"_id": report_id})
     try:

@@ -23,7 +23,7 @@ def random_rows(report_id: str, n: int, seed: int) -> list[dict]:
         action = sub + timedelta(minutes=rnd.randrange(10_000)) if status else None
         amount = Decimal(rnd.randrange(0, 100_000)) / 100 if status == "sale" else None
         rows.append({
-            "_id": f"{report_id}:{i}", "report_id": report_id, "source_report_id": "s", "source": "excel",
+            "_id": f"{report_id}:{i}", "report_id": report_id, "source_report_id": f"{report_id}-excel", "source": "excel",
             "user_id": Int64(rnd.randrange(n // 2 + 1)), "customer_key": None, "status": status,
             "purchase_amount": None if amount is None else Decimal128(amount),
             "is_premium": rnd.random() < 0.3, "username": rnd.choice([None, "", "nick"]),
@@ -34,6 +34,7 @@ def random_rows(report_id: str, n: int, seed: int) -> list[dict]:
         {
             "_id": f"{report_id}:ofd",
             "report_id": report_id,
+            "source_report_id": f"{report_id}-ofd",
             "source": "ofd",
             "user_id": None,
             "customer_key": None,
@@ -45,6 +46,7 @@ def random_rows(report_id: str, n: int, seed: int) -> list[dict]:
         {
             "_id": f"{report_id}:edz",
             "report_id": report_id,
+            "source_report_id": f"{report_id}-eduzz",
             "source": "eduzz",
             "user_id": None,
             "customer_key": "eduzz:c1",
@@ -61,6 +63,10 @@ async def test_totals_match_the_reference(db, strategy: str) -> None:
     rows = random_rows("r1", 3000, seed=7)
     await db.sales.insert_many(rows)
     await db.sales.insert_many(random_rows("other", 200, seed=8))  # must not leak into r1
+    # A report's rows are found through its sources.
+    await db.source_reports.insert_many(
+        [{"_id": f"{r}-{kind}", "report_id": r} for r in ("r1", "other") for kind in ("excel", "ofd", "eduzz")]
+    )
     expected = totals_from_rows(rows)
     actual = await AnalyticsRepository(db, strategy).totals("r1")
     assert actual == expected

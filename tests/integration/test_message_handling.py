@@ -106,9 +106,9 @@ async def test_recompute_is_idempotent_and_ignores_unknown_reports(settings, db)
     )
     await db.source_reports.insert_one({"_id": "s", "report_id": "r", "status": "ingested", "created_at": now})
     await db.sales.insert_many([
-        {"_id": "s:2", "report_id": "r", "source": "excel", "user_id": Int64(1), "status": "sale",
+        {"_id": "s:2", "report_id": "r", "source_report_id": "s", "source": "excel", "user_id": Int64(1), "status": "sale",
          "purchase_amount": Decimal128("150.00"), "action_period_ms": Int64(86_400_000)},
-        {"_id": "s:3", "report_id": "r", "source": "excel", "user_id": Int64(2), "status": None},
+        {"_id": "s:3", "report_id": "r", "source_report_id": "s", "source": "excel", "user_id": Int64(2), "status": None},
     ])  # fmt: skip
     broker = make_broker(settings, registry=_registry())
     async with broker:
@@ -138,7 +138,14 @@ async def test_events_already_covered_by_a_later_recompute_are_skipped(db, setti
     )  # fmt: skip
     await db.source_reports.insert_one({"_id": "s", "report_id": "r", "status": "ingested", "created_at": now})
     await db.sales.insert_one(
-        {"_id": "s:2", "report_id": "r", "source": "excel", "user_id": Int64(1), "status": "sale"}
+        {
+            "_id": "s:2",
+            "report_id": "r",
+            "source_report_id": "s",
+            "source": "excel",
+            "user_id": Int64(1),
+            "status": "sale",
+        }
     )
     broker = make_broker(settings, registry=_registry())
     async with broker:
@@ -148,7 +155,14 @@ async def test_events_already_covered_by_a_later_recompute_are_skipped(db, setti
         await handlers.sales_ingested(contracts.SalesIngested(report_id="r", source_report_id="s", rows=1))
         first = await db.reports.find_one({"_id": "r"})
         await db.sales.insert_one(
-            {"_id": "s:3", "report_id": "r", "source": "excel", "user_id": Int64(2), "status": "sale"}
+            {
+                "_id": "s:3",
+                "report_id": "r",
+                "source_report_id": "s",
+                "source": "excel",
+                "user_id": Int64(2),
+                "status": "sale",
+            }
         )
         stale = contracts.SalesIngested(
             report_id="r", source_report_id="s", rows=1, occurred_at=now - timedelta(minutes=5)
