@@ -137,7 +137,8 @@ def main() -> None:
         cpu: dict[str, dict[str, float]] = {}
         for name, base, server in (("bare FastAPI", bare.url, bare), ("gateway", gw, procs[0])):
             asyncio.run(drive(base, headers, report["id"], source_id, args.clients, 2))  # warm-up
-            assert server.proc is not None and mongo.proc is not None
+            assert server.proc is not None
+            assert mongo.proc is not None
             pids = {"app": server.proc.pid, "database": mongo.proc.pid, "load client": os.getpid()}
             before = {k: cpu_seconds(pid) for k, pid in pids.items()}
             results[name] = asyncio.run(drive(base, headers, report["id"], source_id, args.clients, args.seconds))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 
 from pymongo import MongoClient
 
+from bench.parse import measure
 from tests.infra import ensure_rabbitmq, rabbit_url
 from tests.reliability.campaign import campaign_xlsx, make_rows, metrics_of, reference_metrics
 from tests.reliability.harness import SecantusProcess, running_stack, upload, wait_report
@@ -75,6 +77,13 @@ def main() -> None:
     rows = make_rows(args.rows, seed=1)
     content = campaign_xlsx(rows)
     print(f"workbook: {args.rows} rows, {len(content) / 1e6:.1f} MB, built in {time.perf_counter() - t:.1f}s")
+    # Named baseline for ingest's memory: the bare parser (calamine, only iterating) on this very
+    # file, in a fresh process, before anything else runs.
+    with tempfile.NamedTemporaryFile(suffix=".xlsx") as f:
+        f.write(content)
+        f.flush()
+        bare_parser_mb = measure("calamine", Path(f.name))["peak_rss"] / 2**20
+    print(f"bare parser (calamine) peak RSS on this workbook: {bare_parser_mb:.0f} MB")
     mongo = SecantusProcess()
     mongo.start()
     try:
@@ -110,7 +119,13 @@ def main() -> None:
                   f"{p_med / i_med:.2f}×")  # fmt: skip
             print("peak RSS (VmHWM) per service: " + ", ".join(f"{k} {v:.0f} MB" for k, v in rss.items()))
             worker = parse_worker_peak_mb(stack.processes["ingest"].log_path)
-            print(f"peak RSS of ingest's parse worker: {worker:.0f} MB" if worker else "parse worker peak not logged")
+            if worker:
+                ingest = rss["ingest"] + worker
+                print(f"peak RSS of ingest's parse worker: {worker:.0f} MB ({worker / bare_parser_mb:.2f}× the bare "
+                      f"parser); with the ingest service process: {ingest:.0f} MB ({ingest / bare_parser_mb:.2f}×, "
+                      "target ≤ 1.2×)")  # fmt: skip
+            else:
+                print("parse worker peak not logged")
     finally:
         mongo.remove()
 

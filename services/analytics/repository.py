@@ -11,6 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.analytics.metrics import ACTION_STATUSES, REVENUE_STATUSES, Totals, TotalsFold
 from shared.mongo import COLLECTIONS, Document
+from shared.totals import from_document
 
 # Excel sources end "ingested", connector syncs "success"; either may end "failed".
 TERMINAL_SOURCE_STATES = frozenset({"ingested", "success", "failed"})
@@ -18,6 +19,15 @@ TERMINAL_SOURCE_STATES = frozenset({"ingested", "success", "failed"})
 
 def _flag(condition: Any) -> dict[str, Any]:
     return {"$cond": [condition, 1, 0]}
+
+
+def folded_at_ingest(source: Document) -> Totals | None:
+    """An Excel file's totals, folded by ingest as it stored the rows. Its rows never change once
+    ingested, so for a report made of that one file they are the report's totals (distinct users
+    of several sources cannot be added up, so any other report is scanned)."""
+    if source.get("kind", "excel") == "excel" and source.get("status") == "ingested" and source.get("totals"):
+        return from_document(source["totals"])
+    return None
 
 
 def rows_of(source_ids: list[str]) -> dict[str, Any]:
@@ -89,9 +99,14 @@ class AnalyticsRepository:
         return await self.reports.find_one({"_id": report_id})
 
     async def totals(self, report_id: str) -> Totals:
-        source_ids = [s["_id"] async for s in self.sources.find({"report_id": report_id}, projection={"_id": 1})]
-        if not source_ids:
+        sources = await self.sources.find(
+            {"report_id": report_id}, projection={"_id": 1, "kind": 1, "status": 1, "totals": 1}
+        ).to_list()
+        if not sources:
             return Totals()
+        if len(sources) == 1 and (stored := folded_at_ingest(sources[0])) is not None:
+            return stored
+        source_ids = [s["_id"] for s in sources]
         if self.strategy == "scan":
             return await self.scanned_totals(source_ids)
         return await self.aggregated_totals(source_ids)

@@ -17,6 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from shared.mongo import COLLECTIONS, Document
+from shared.totals import Totals, to_document
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +73,11 @@ class IngestRepository:
             {"$set": {"verdict": {"ok": True, "rows": rows}, "status": "storing", "rows": rows}},
         )
 
-    async def mark_ingested(self, source_report_id: str, rows: int) -> None:
-        await self.sources.update_one(
-            {"_id": source_report_id},
-            {"$set": {"status": "ingested", "rows": rows, "ingested_at": datetime.now(UTC)}},
-        )
+    async def mark_ingested(self, source_report_id: str, rows: int, totals: Totals | None = None) -> None:
+        done: dict[str, Any] = {"status": "ingested", "rows": rows, "ingested_at": datetime.now(UTC)}
+        if totals is not None:
+            done["totals"] = to_document(totals)
+        await self.sources.update_one({"_id": source_report_id}, {"$set": done})
 
     async def insert_new(self, docs: Sequence[RawBSONDocument | Document]) -> int:
         """Inserts rows whose `_id` is deterministic; rows already there (a redelivered command)

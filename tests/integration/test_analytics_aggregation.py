@@ -11,6 +11,7 @@ from bson import Decimal128, Int64
 
 from services.analytics.metrics import compute_metrics, totals_from_rows
 from services.analytics.repository import AnalyticsRepository
+from shared.totals import to_document
 
 
 def random_rows(report_id: str, n: int, seed: int) -> list[dict]:
@@ -79,3 +80,31 @@ async def test_empty_report_totals_are_zero(db, strategy: str) -> None:
     totals = await AnalyticsRepository(db, strategy).totals("nothing")
     metrics = compute_metrics(Decimal(100), totals)
     assert metrics["subs"] == 0 and metrics["cpc"] is None
+
+
+@pytest.mark.parametrize("strategy", ["aggregate", "scan"])
+async def test_a_report_of_one_ingested_file_takes_the_totals_ingest_folded(db, strategy: str) -> None:
+    rows = random_rows("r1", 500, seed=9)[:-2]  # the Excel rows only
+    await db.sales.insert_many(rows)
+    folded = totals_from_rows(rows)
+    await db.source_reports.insert_one(
+        {"_id": "r1-excel", "report_id": "r1", "kind": "excel", "status": "ingested", "totals": to_document(folded)}
+    )
+    repo = AnalyticsRepository(db, strategy)
+    assert await repo.totals("r1") == folded
+    # Proof the stored totals are what is read (no scan): change them, and the report follows.
+    await db.source_reports.update_one({"_id": "r1-excel"}, {"$set": {"totals.subs": 1}})
+    assert (await repo.totals("r1")).subs == 1
+    # A second source: distinct users cannot be added up across sources, so the rows are scanned.
+    await db.source_reports.insert_one({"_id": "r1-ofd", "report_id": "r1", "kind": "connector", "status": "success"})
+    assert await repo.totals("r1") == folded
+
+
+async def test_a_file_still_being_stored_is_scanned(db) -> None:
+    rows = random_rows("r1", 300, seed=10)[:-2]
+    await db.sales.insert_many(rows)
+    stale = to_document(totals_from_rows(rows[:10]))
+    await db.source_reports.insert_one(
+        {"_id": "r1-excel", "report_id": "r1", "kind": "excel", "status": "storing", "totals": stale}
+    )
+    assert await AnalyticsRepository(db, "scan").totals("r1") == totals_from_rows(rows)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import bson
+
 from services.analytics.metrics import Totals, compute_metrics, totals_from_rows
+from shared.totals import from_document, to_document
 
 DAY_MS = 86_400_000
 
@@ -144,3 +147,12 @@ def test_platform_rows_add_sales_and_revenue_but_not_subscribers():
     assert m["profit"] == Decimal("175.25")  # receipts count as revenue
     assert m["cac"] == Decimal("50.00")  # two distinct buyers
     assert m["avg_sale"] == Decimal("1.00")  # the platform sale has no period
+
+
+def test_totals_survive_a_round_trip_through_a_document() -> None:
+    totals = Totals(
+        subs=5, premium_users=2, username_users=3, buyers=1,
+        counts={"funnel": 1, "lead": 2, "sale": 3}, profit=Decimal("1234.57"),
+        period_ms_sum={"funnel": 0, "lead": 7, "sale": 2**40}, period_n={"funnel": 0, "lead": 1, "sale": 3},
+    )  # fmt: skip
+    assert from_document(bson.decode(bson.encode(to_document(totals)))) == totals
