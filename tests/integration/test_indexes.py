@@ -1,0 +1,23 @@
+"""ensure_indexes against the real server: idempotent, and it migrates what older releases made."""
+
+from __future__ import annotations
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.mongo import COLLECTIONS, LEGACY_SALES_INDEX, Document, ensure_indexes
+
+
+async def test_the_sales_collection_keeps_one_secondary_index(db: AsyncDatabase[Document]) -> None:
+    sales = db[COLLECTIONS.sales]
+    await sales.create_index([("report_id", ASCENDING), ("status", ASCENDING)])  # as an older release did
+    await ensure_indexes(db)
+    await ensure_indexes(db)  # twice: idempotent
+    names = set(await sales.index_information())
+    assert names == {"_id_", "source_report_id_1_status_1_sub_date_1"}
+    assert LEGACY_SALES_INDEX not in names
+
+
+async def test_upload_chunks_are_unique_per_file_and_position(db: AsyncDatabase[Document]) -> None:
+    info = await db[f"{COLLECTIONS.uploads_bucket}.chunks"].index_information()
+    assert info["files_id_1_n_1"]["unique"] is True
