@@ -69,11 +69,11 @@ class AnalyticsHandlers:
             return
         if self.already_covered(report, event):
             RECOMPUTES_SKIPPED.labels(reason="covered").inc()
-            log.debug("report %s already recomputed after this event", event.report_id)
+            log.info("report %s already recomputed after this event", event.report_id)
             return
         if self.too_soon(report, event):
             RECOMPUTES_SKIPPED.labels(reason="progress_spacing").inc()
-            log.debug("report %s recomputed recently; progress announcement skipped", event.report_id)
+            log.info("report %s recomputed recently; progress announcement skipped", event.report_id)
             return
         started_at = datetime.now(UTC)
         started = time.perf_counter()

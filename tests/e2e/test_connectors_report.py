@@ -69,14 +69,17 @@ def test_synced_sales_enter_the_report_and_a_refund_leaves_it(stack: Stack, sand
 
     progress = wait_until(synced)
     assert progress and progress["status"] == "success", progress
-    # the sync request's correlation id followed the work into the background run and its events
-    logs = {name: stack.processes[name].log_path.read_text().splitlines() for name in ("connectors", "analytics")}
-    assert any("sync finished" in line and sync_cid in line for line in logs["connectors"])
-    assert any(sync_cid in line for line in logs["analytics"])
     expected_sales = 2 + len(paid)
     expected_profit = Decimal("500.5") + sum(Decimal(s["total"]) for s in paid)
     report = wait_until(lambda: (r := wait_report(stack, user, report["id"]))["sales"] == expected_sales and r)
     assert report, "the report never included the synced sales"
+    # the sync request's correlation id followed the work into the background run and its events
+    # (analytics logs after it saves, so wait for the line rather than race the report read)
+    def logged(name: str, *needles: str) -> bool:
+        return any(all(n in line for n in needles) for line in stack.processes[name].log_path.read_text().splitlines())
+
+    assert logged("connectors", "sync finished", sync_cid)
+    assert wait_until(lambda: logged("analytics", sync_cid), timeout=30)
     assert Decimal(str(report["profit"])) == expected_profit.quantize(Decimal("0.01"))
     assert report["subs"] == 5  # platform buyers are not channel subscribers
     assert {s["kind"] for s in report["source_reports"]} == {"excel", "connector"}
