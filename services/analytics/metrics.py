@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from shared.totals import ACTION_STATUSES, REVENUE_STATUSES, Totals, TotalsFold, totals_from_rows
+from shared.totals import Totals
 
 CENT = Decimal("0.01")
 HUNDRED = Decimal(100)
@@ -50,6 +50,3 @@ def compute_metrics(budget: Decimal, totals: Totals) -> dict[str, Any]:
     result: dict[str, Any] = {name: _round(value) for name, value in raw.items()}
     result.update({"subs": totals.subs, "funnel": funnel, "leads": leads, "sales": sales})
     return result
-
-
-__all__ = ["ACTION_STATUSES", "REVENUE_STATUSES", "Totals", "TotalsFold", "compute_metrics", "totals_from_rows"]

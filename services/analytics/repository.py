@@ -9,9 +9,8 @@ from typing import Any
 from bson import Decimal128
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.analytics.metrics import ACTION_STATUSES, REVENUE_STATUSES, Totals, TotalsFold
 from shared.mongo import COLLECTIONS, Document
-from shared.totals import from_document
+from shared.totals import ACTION_STATUSES, REVENUE_STATUSES, Totals, TotalsFold, from_document
 
 # Excel sources end "ingested", connector syncs "success"; either may end "failed".
 TERMINAL_SOURCE_STATES = frozenset({"ingested", "success", "failed"})

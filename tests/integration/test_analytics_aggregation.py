@@ -9,9 +9,9 @@ from decimal import Decimal
 import pytest
 from bson import Decimal128, Int64
 
-from services.analytics.metrics import compute_metrics, totals_from_rows
+from services.analytics.metrics import compute_metrics
 from services.analytics.repository import AnalyticsRepository
-from shared.totals import to_document
+from shared.totals import to_document, totals_from_rows
 
 
 def random_rows(report_id: str, n: int, seed: int) -> list[dict]:

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import bson
 
-from services.analytics.metrics import Totals, compute_metrics, totals_from_rows
-from shared.totals import from_document, to_document
+from services.analytics.metrics import compute_metrics
+from shared.totals import Totals, from_document, to_document, totals_from_rows
 
 DAY_MS = 86_400_000
 
