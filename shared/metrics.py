@@ -20,6 +20,10 @@ HTTP_LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+READS_COALESCED = Counter(
+    "saleswire_gateway_reads_coalesced_total",
+    "Gateway reads answered by an identical read already in flight (no database round trip of their own)",
+)
 
 ROWS_INGESTED = Counter("saleswire_rows_ingested_total", "Sale rows stored", ["source"])
 ROWS_REJECTED = Counter("saleswire_rows_rejected_total", "Rows rejected by validation", ["source"])

@@ -9,6 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.gateway.auth import User, user_for_token
+from services.gateway.coalesce import ReadCoalescer
 from shared.broker import Bus
 from shared.mongo import Document
 from shared.settings import Settings
@@ -33,15 +34,24 @@ async def get_bus(request: Request) -> Bus:
     return bus
 
 
+async def get_reads(request: Request) -> ReadCoalescer:
+    reads: ReadCoalescer = request.app.state.reads
+    return reads
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 Db = Annotated[AsyncDatabase[Document], Depends(get_db)]
 BusDep = Annotated[Bus, Depends(get_bus)]
+Reads = Annotated[ReadCoalescer, Depends(get_reads)]
 
 
-async def current_user(db: Db, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> User:
+async def current_user(
+    db: Db, reads: Reads, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> User:
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token", {"WWW-Authenticate": "Bearer"})
-    user = await user_for_token(db, credentials.credentials)
+    token = credentials.credentials
+    user = await reads.read(("token", token), lambda: user_for_token(db, token))
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked token", {"WWW-Authenticate": "Bearer"})
     return user

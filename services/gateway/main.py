@@ -6,6 +6,7 @@ Run: `uvicorn services.gateway.main:app` (settings from SALESWIRE_* environment 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo.errors import PyMongoError
 
+from services.gateway.coalesce import ReadCoalescer, WritesEndEpochMiddleware
 from services.gateway.middleware import RequestContextMiddleware
 from services.gateway.routes import connections, exports, sales
 from shared.broker import Bus, declare_topology, make_broker
@@ -49,6 +51,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await mongo.close()
 
     app = FastAPI(title="Saleswire", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
+    reads = ReadCoalescer()
+    app.state.reads = reads
+    app.add_middleware(WritesEndEpochMiddleware, reads=reads)
     app.add_middleware(RequestContextMiddleware)
 
     @app.exception_handler(PyMongoError)
@@ -95,7 +100,13 @@ async def _connect_with_retry(broker: object, settings: Settings, attempts: int 
 def _app_from_env() -> FastAPI:
     settings = get_settings()
     configure_logging("gateway", settings.log_level)
-    return create_app(settings)
+    app = create_app(settings)
+    # Everything loaded so far (modules, routes, schemas) lives as long as the process: moved out
+    # of the collector's sight, a full collection no longer walks it in the middle of requests
+    # (p99 57 → 21 ms under bench.gateway_load; docs/benchmarks.md).
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 app = _app_from_env()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -143,6 +144,40 @@ def test_nothing_of_another_user_is_visible(stack: Stack, campaign: dict[str, An
     assert listing.status_code == 200 and campaign["id"] not in [i["id"] for i in listing.json()]
     # The right source report under the wrong channel is not found either.
     assert sales(stack, "alice", src, channel=-100999, status="sale").status_code == 404
+
+
+def coalesced_reads(stack: Stack) -> float:
+    for line in httpx.get(f"{stack.gateway_url}/metrics", timeout=10).text.splitlines():
+        if line.startswith("saleswire_gateway_reads_coalesced_total "):
+            return float(line.split()[1])
+    raise AssertionError("saleswire_gateway_reads_coalesced_total is not exported")
+
+
+async def test_concurrent_reads_share_round_trips_but_never_across_users(
+    stack: Stack, campaign: dict[str, Any]
+) -> None:
+    src = campaign["source_reports"][0]["id"]
+    before = coalesced_reads(stack)
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as http:
+
+        async def report(user: str) -> httpx.Response:
+            return await http.post(
+                "/sales/analytic/report", json={"report_id": campaign["id"]}, headers=stack.headers(user)
+            )
+
+        async def rows(user: str) -> httpx.Response:
+            return await http.get(
+                f"/sales/analytic/{CHANNEL}/{src}/sales", params={"status": "sale"}, headers=stack.headers(user)
+            )
+
+        answers = await asyncio.gather(*(f(u) for _ in range(30) for u in ("alice", "mallory") for f in (report, rows)))
+    owner = [a for a in answers if stack.token("alice") in a.request.headers["authorization"]]
+    other = [a for a in answers if stack.token("mallory") in a.request.headers["authorization"]]
+    assert [a.status_code for a in owner] == [200] * 60
+    assert all(a.json() == campaign for a in owner if a.url.path.endswith("/report"))
+    assert all(len(a.json()) == campaign["sales"] for a in owner if a.url.path.endswith("/sales"))
+    assert [a.status_code for a in other] == [404] * 60  # never joined to alice's reads
+    assert coalesced_reads(stack) > before  # 120 requests at once did share database reads
 
 
 @pytest.mark.parametrize("auth", [None, "Bearer nope", "Basic YWxpY2U6cHc=", "Bearer"])

@@ -17,6 +17,7 @@ from openpyxl.chart import BarChart
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.gateway.auth import create_user_token
+from services.gateway.coalesce import ReadCoalescer
 from services.gateway.export import CSV_SOURCE_COLUMNS, SALE_COLUMNS, SUMMARY_SHEET
 from services.gateway.routes import exports
 from shared.mongo import COLLECTIONS, Document
@@ -30,6 +31,7 @@ async def client(db: AsyncDatabase[Document]) -> AsyncIterator[httpx.AsyncClient
     app = FastAPI()
     app.include_router(exports.router)
     app.state.db = db  # what the lifespan of services.gateway.main sets
+    app.state.reads = ReadCoalescer()  # and what create_app sets
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as http:
         yield http
 

@@ -7,12 +7,13 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Path, Query, Request, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from pydantic import TypeAdapter
 from python_multipart.exceptions import MultipartParseError
 
 from services.gateway import reports
 from services.gateway.creation import Unavailable, create_report_from_upload
-from services.gateway.deps import BusDep, CurrentUser, Db, SettingsDep
+from services.gateway.deps import BusDep, CurrentUser, Db, Reads, SettingsDep
 from services.gateway.schemas import (
     COMMON_RESPONSES,
     CreateSalesResponse,
@@ -31,6 +32,10 @@ MAX_LIMIT = 1000  # documented maximum page size of every listing
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"page size, at most {MAX_LIMIT}")]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 OrderDir = Literal["asc", "desc"]
+# The read routes serialize inside the coalesced read and answer with the bytes (the declared
+# response_model still documents them); these adapters are the response_model's own rules.
+REPORT_JSON = TypeAdapter(ReportSchema)
+SALE_ROWS_JSON = TypeAdapter(list[SaleRowSchema])
 
 
 def _money_schema(schema: dict[str, Any]) -> None:
@@ -114,11 +119,16 @@ async def list_analytics(
     summary="Full report with every metric",
     responses={404: {"model": ErrorSchema}},
 )
-async def get_report(user: CurrentUser, db: Db, body: ReportRequest) -> Any:
-    view = await reports.report_view(db, user, body.report_id)
-    if view is None:
+async def get_report(user: CurrentUser, db: Db, reads: Reads, body: ReportRequest) -> Response:
+    async def serialized() -> bytes | None:
+        view = await reports.report_view(db, user, body.report_id)
+        return None if view is None else REPORT_JSON.dump_json(REPORT_JSON.validate_python(view))
+
+    # Serialized once per coalesced read: every request that joined it sends the same bytes.
+    content = await reads.read(("report", user.id, body.report_id), serialized)
+    if content is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "report not found")
-    return view
+    return Response(content, media_type="application/json")
 
 
 SaleOrderBy = Literal[
@@ -136,6 +146,7 @@ SaleOrderBy = Literal[
 async def list_sales(
     user: CurrentUser,
     db: Db,
+    reads: Reads,
     channel_id: Annotated[ChannelId, Path()],
     source_report_id: Annotated[str, Path(min_length=1, max_length=64)],
     status_: Annotated[Literal["lead", "sale", "funnel"], Query(alias="status")],
@@ -148,13 +159,21 @@ async def list_sales(
     order_dir: OrderDir = "asc",
     limit: Limit = 10,
     offset: Offset = 0,
-) -> Any:
+) -> Response:
     query = reports.sales_query(
         source_report_id, status_, product, is_premium, start_date, end_date, is_null_invite_link
     )
-    # Rows carry their owner and channel, so a page of rows proves the source is the caller's;
-    # only an empty page needs the source report itself (missing or foreign → 404).
-    rows = await reports.list_sales(db, reports.owned(query, user, channel_id), order_by, order_dir, limit, offset)
-    if not rows and await reports.find_source_report(db, user, channel_id, source_report_id) is None:
+
+    async def page() -> bytes | None:
+        # Rows carry their owner and channel, so a page of rows proves the source is the caller's;
+        # only an empty page needs the source report itself (missing or foreign → None → 404).
+        rows = await reports.list_sales(db, reports.owned(query, user, channel_id), order_by, order_dir, limit, offset)
+        if not rows and await reports.find_source_report(db, user, channel_id, source_report_id) is None:
+            return None
+        return SALE_ROWS_JSON.dump_json(SALE_ROWS_JSON.validate_python(rows))
+
+    key = ("sales", user.id, channel_id, repr(query), order_by, order_dir, limit, offset)
+    content = await reads.read(key, page)
+    if content is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "source report not found")
-    return rows
+    return Response(content, media_type="application/json")
