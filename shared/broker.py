@@ -44,7 +44,9 @@ class _Consume(BaseMiddleware):
         try:
             deliveries = int((msg.headers or {}).get("x-delivery-count", 0) or 0)
             if deliveries:
-                MESSAGES_REDELIVERED.labels(queue=_queue_of(msg)).inc()
+                spec = topology.queue_for(_routing_key_of(msg))
+                queue = topology.queue_name(self.dead_letters.settings, spec) if spec else _routing_key_of(msg)
+                MESSAGES_REDELIVERED.labels(queue=queue).inc()
             try:
                 return await call_next(msg)
             except (ValidationError, PermanentError) as exc:
@@ -61,7 +63,7 @@ class _Consume(BaseMiddleware):
             correlation_id.reset(token)
 
 
-def _queue_of(msg: StreamMessage[Any]) -> str:
+def _routing_key_of(msg: StreamMessage[Any]) -> str:
     raw = msg.raw_message
     return str(getattr(raw, "routing_key", "") or "")
 
@@ -80,7 +82,7 @@ class DeadLetters:
 
     async def send(self, msg: StreamMessage[Any], reason: str) -> None:
         assert self.broker is not None
-        routing_key = _queue_of(msg)
+        routing_key = _routing_key_of(msg)
         headers = {k: v for k, v in (msg.headers or {}).items() if not k.startswith("x-death")}
         headers[REASON_HEADER] = reason[:4000]
         headers["x-original-routing-key"] = routing_key
@@ -95,7 +97,10 @@ class DeadLetters:
             message_id=msg.message_id,
             content_type=msg.content_type,
         )
-        MESSAGES_DEAD_LETTERED.labels(queue=routing_key).inc()
+        # Labelled with the DLQ's name, as saleswire_dlq_depth_messages is, so the two line up.
+        spec = topology.queue_for(routing_key)
+        dlq = topology.dead_letter_queue_name(self.settings, spec) if spec else routing_key
+        MESSAGES_DEAD_LETTERED.labels(queue=dlq).inc()
         log.error("dead-lettered message", extra={"routing_key": routing_key, "reason": reason[:500]})
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 MESSAGES_REDELIVERED = Counter(
-    "saleswire_messages_redelivered_total", "Messages received again after a failed attempt", ["queue"]
+    "saleswire_messages_redelivered_total",
+    "Messages received again after a failed attempt, by consumer queue",
+    ["queue"],
 )
 MESSAGES_DEAD_LETTERED = Counter(
-    "saleswire_messages_dead_lettered_total", "Messages moved to a dead-letter queue", ["queue"]
+    "saleswire_messages_dead_lettered_total", "Messages moved to a dead-letter queue, by DLQ name", ["queue"]
 )
 DLQ_DEPTH = Gauge("saleswire_dlq_depth_messages", "Messages waiting in a dead-letter queue", ["queue"])
 

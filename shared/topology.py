@@ -61,6 +61,24 @@ ALL_QUEUES: tuple[QueueSpec, ...] = (
 )
 
 
+def topic_matches(pattern: str, routing_key: str) -> bool:
+    """RabbitMQ topic matching: `*` is exactly one word, `#` zero or more."""
+
+    def match(ps: list[str], ks: list[str]) -> bool:
+        if not ps:
+            return not ks
+        if ps[0] == "#":
+            return any(match(ps[1:], ks[i:]) for i in range(len(ks) + 1))
+        return bool(ks) and ps[0] in ("*", ks[0]) and match(ps[1:], ks[1:])
+
+    return match(pattern.split("."), routing_key.split("."))
+
+
+def queue_for(routing_key: str) -> QueueSpec | None:
+    """The consumer queue a message with this routing key is delivered to (each key has one)."""
+    return next((spec for spec in ALL_QUEUES if topic_matches(spec.routing_key, routing_key)), None)
+
+
 def bus_exchange(settings: Settings) -> RabbitExchange:
     return RabbitExchange(f"{settings.namespace}.bus", type=ExchangeType.TOPIC, durable=True)
 

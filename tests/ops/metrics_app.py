@@ -11,7 +11,7 @@ from shared.service import Receive, Scope, Send, health
 
 def _touch_every_series() -> None:
     metrics.MESSAGES_REDELIVERED.labels(queue="ops.test")
-    metrics.MESSAGES_DEAD_LETTERED.labels(queue="ops.test")
+    metrics.MESSAGES_DEAD_LETTERED.labels(queue="ops.test.dlq")
     metrics.DLQ_DEPTH.labels(queue="ops.test.dlq").set(0)
     metrics.HTTP_REQUESTS.labels(method="GET", route="/health", code="200").inc()
     metrics.HTTP_LATENCY.labels(method="GET", route="/health").observe(0.001)

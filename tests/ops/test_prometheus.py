@@ -293,7 +293,7 @@ async def test_prometheus_scrapes_service_and_rabbitmq_and_dashboard_queries_run
         handler = f"{topology.bus_exchange(settings).name}.{consumed.routing_key}"
         received = prometheus.wait_for(f'faststream_received_messages_total{{job="saleswire",handler="{handler}"}}')
         assert float(received[0]["value"][1]) >= 1
-        dead = prometheus.wait_for(f'saleswire_messages_dead_lettered_total{{queue="{consumed.routing_key}"}} >= 1')
+        dead = prometheus.wait_for(f'saleswire_messages_dead_lettered_total{{queue="{dlq}"}} >= 1')
         assert dead[0]["metric"]["service"] == service.name
 
     # RabbitMQ: the per-queue job gives every queue and DLQ of the namespace, with the dead letter counted.
