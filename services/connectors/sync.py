@@ -116,7 +116,7 @@ class SyncEngine:
         try:
             puller = build_puller(self.svc, conn)
         except (CredentialsError, ValueError) as exc:
-            await self._fail(sr, f"{kind}: {exc}", correlation)
+            await self.fail(sr, f"{kind}: {exc}", correlation)
             return
         try:
             if run is None:
@@ -240,16 +240,16 @@ class SyncEngine:
                 },
             )
         except ConnectorError as exc:
-            await self._fail(sr, str(exc), correlation)
+            await self.fail(sr, str(exc), correlation)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug must not leave the run "running" forever; the cursor is kept
             log.exception("sync crashed", extra={"source_report_id": sr_id, "api": kind})
-            await self._fail(sr, f"internal error: {type(exc).__name__}", correlation)
+            await self.fail(sr, f"internal error: {type(exc).__name__}", correlation)
         finally:
             await puller.aclose()
 
-    async def _fail(self, sr: Document, message: str, correlation: str) -> None:
+    async def fail(self, sr: Document, message: str, correlation: str) -> None:
         """The source report says why; the report is told, so it settles with the rows it has."""
         sr_id = str(sr["_id"])
         log.warning("sync failed", extra={"source_report_id": sr_id, "reason": message})
@@ -416,17 +416,15 @@ class Scheduler:
         while True:
             conn = await db[COLLECTIONS.connections].find_one({"_id": conn_id})
             if conn is None:
-                await reports.update_many(
-                    {"connection_id": conn_id, "$or": [{"sync_requested": True}, {"progress.state": "running"}]},
-                    {
-                        "$set": {
-                            "sync_requested": False,
-                            "status": "failed",
-                            "progress.state": "failed",
-                            "error_message": "the connection was deleted",
-                        }
-                    },
-                )
+                # Deleted while syncs were asked for or running: each such source report fails with
+                # the reason, and its report is told, so it settles instead of staying `processing`.
+                stranded = await reports.find(
+                    {"connection_id": conn_id, "$or": [{"sync_requested": True}, {"progress.state": "running"}]}
+                ).to_list()
+                for orphan in stranded:
+                    await reports.update_one({"_id": orphan["_id"]}, {"$set": {"sync_requested": False}})
+                    correlation = str(orphan.get("sync_correlation_id") or uuid.uuid4().hex)
+                    await self.engine.fail(orphan, "the connection was deleted", correlation)
                 return
             sr = await reports.find_one_and_update(
                 {"connection_id": conn_id, "kind": "connector", "sync_requested": True},

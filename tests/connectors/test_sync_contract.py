@@ -283,6 +283,27 @@ async def test_sigkill_mid_sync_resumes_without_duplicates_or_gaps(
     assert lease is None  # released after the run
 
 
+async def test_a_connection_deleted_before_its_sync_fails_the_source_and_tells_analytics(
+    sandbox: Sandbox, service: ConnectorProcess, db: AsyncDatabase[Document], settings: Settings, bus: Bus
+) -> None:
+    spec = SPECS["sweetclub"]
+    conn = await make_connection(db, settings, spec.kind, sandbox.url(spec.kind), spec.credentials, spec.options)
+    _, sr = await make_source_report(db, conn)
+    await db[COLLECTIONS.connections].delete_one({"_id": conn})  # deleted while the sync request travels
+    before = await ingested_events(bus, settings)
+    await sync(bus, conn, sr)
+    doc = await wait_for(db, sr)
+    assert doc["progress"]["state"] == "failed" and doc["status"] == "failed"
+    assert doc["error_message"] == "the connection was deleted"
+    assert doc["sync_requested"] is False  # not picked up again by the scheduler
+    # Analytics is told (settled), so the report does not stay `processing` for ever.
+    deadline = asyncio.get_running_loop().time() + 15
+    while await ingested_events(bus, settings) <= before:
+        assert asyncio.get_running_loop().time() < deadline, "no SalesIngested for the failed source report"
+        await asyncio.sleep(0.2)
+    assert await stored(db, sr) == []
+
+
 async def test_health_ready_metrics(service: ConnectorProcess) -> None:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.port}") as client:
         assert (await client.get("/ready")).json()["ready"] is True
