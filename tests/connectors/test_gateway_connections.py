@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.gateway.auth import create_user_token
+from services.gateway.coalesce import ReadCoalescer
 from services.gateway.routes.connections import router
 from shared.broker import Bus, declare_topology, make_broker
 from shared.mongo import COLLECTIONS, Document
@@ -34,6 +35,7 @@ async def api(settings: Settings, db: AsyncDatabase[Document], tmp_path: Path) -
     app = FastAPI()
     app.include_router(router)
     app.state.settings, app.state.db, app.state.bus = settings, db, Bus(broker, settings)
+    app.state.reads = ReadCoalescer()  # what services.gateway.main.create_app sets
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
         yield client
     await broker.stop()
