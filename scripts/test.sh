@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 bash scripts/ensure-rabbitmq.sh
 bash scripts/ensure-prometheus.sh
-echo "== ruff" && .venv/bin/ruff check .
+echo "== ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
 echo "== mypy" && .venv/bin/mypy $(ls -d shared services deploy bench tests 2>/dev/null)
 echo "== pytest" && .venv/bin/pytest -p no:cacheprovider "$@"

@@ -73,6 +73,7 @@ def test_synced_sales_enter_the_report_and_a_refund_leaves_it(stack: Stack, sand
     expected_profit = Decimal("500.5") + sum(Decimal(s["total"]) for s in paid)
     report = wait_until(lambda: (r := wait_report(stack, user, report["id"]))["sales"] == expected_sales and r)
     assert report, "the report never included the synced sales"
+
     # the sync request's correlation id followed the work into the background run and its events
     # (analytics logs after it saves, so wait for the line rather than race the report read)
     def logged(name: str, *needles: str) -> bool:

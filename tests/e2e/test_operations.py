@@ -39,15 +39,21 @@ def test_one_correlation_id_follows_an_upload_through_every_service(stack: Stack
     assert wait_report(stack, "carol", r.json()["report_id"])["status"] == "success"
     time.sleep(0.5)
     for name in ("gateway", "ingest", "analytics"):
-        lines = [json.loads(line) for line in stack.processes[name].log_path.read_text().splitlines()
-                 if line.startswith("{") and cid in line]
+        lines = [
+            json.loads(line)
+            for line in stack.processes[name].log_path.read_text().splitlines()
+            if line.startswith("{") and cid in line
+        ]
         assert lines, f"no log line of {name} carries the correlation id"
         assert all(line["correlation_id"] == cid for line in lines)
 
 
 def test_http_metrics_use_route_templates_not_raw_paths(stack: Stack) -> None:
-    httpx.get(f"{stack.gateway_url}/sales/analytic/-100/some-id/sales", params={"status": "sale"},
-              headers=stack.headers("alice"))
+    httpx.get(
+        f"{stack.gateway_url}/sales/analytic/-100/some-id/sales",
+        params={"status": "sale"},
+        headers=stack.headers("alice"),
+    )
     text = httpx.get(f"{stack.gateway_url}/metrics").text
     assert 'route="/sales/analytic/{channel_id}/{source_report_id}/sales"' in text
     assert "some-id" not in text

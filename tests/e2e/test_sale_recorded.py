@@ -54,10 +54,16 @@ def test_recorded_sales_land_once_and_bad_events_are_dead_lettered(stack: Stack,
         async with connection:
             channel = await connection.channel(publisher_confirms=True)
             bus = await channel.get_exchange(topology.bus_exchange(stack.settings).name)
-            bad = {"source": "crm", "report_id": report["id"], "channel_id": report["channel_id"],
-                   "sales": [{"external_id": "o-3", "purchase_amount": "-5"}]}
-            await bus.publish(aio_pika.Message(json.dumps(bad).encode(), content_type="application/json"),
-                              routing_key=topology.SALE_RECORDED.routing_key)
+            bad = {
+                "source": "crm",
+                "report_id": report["id"],
+                "channel_id": report["channel_id"],
+                "sales": [{"external_id": "o-3", "purchase_amount": "-5"}],
+            }
+            await bus.publish(
+                aio_pika.Message(json.dumps(bad).encode(), content_type="application/json"),
+                routing_key=topology.SALE_RECORDED.routing_key,
+            )
 
     asyncio.run(send_bad())
     dlq = topology.dead_letter_queue_name(stack.settings, topology.SALE_RECORDED)
