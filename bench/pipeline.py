@@ -30,17 +30,11 @@ from tests.reliability.campaign import campaign_xlsx, make_rows, metrics_of, ref
 from tests.reliability.harness import SecantusProcess, running_stack, upload, wait_report
 
 
-def vm_hwm_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _rss_mb(pid: int) -> float:
+def status_mb(pid: int, field: str = "VmHWM") -> float:
+    """A memory field of /proc/<pid>/status in MB (VmHWM: peak RSS; VmRSS: now); 0 once it exited."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except OSError:  # the process ended between listing and reading
         pass
@@ -70,7 +64,7 @@ class TreePeakSampler:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                total = sum(_rss_mb(p) for p in _with_descendants(self.pid))
+                total = sum(status_mb(p, "VmRSS") for p in _with_descendants(self.pid))
             except OSError:
                 continue
             self.peak_mb = max(self.peak_mb, total)
@@ -167,7 +161,7 @@ def main() -> None:
                 del docs
                 print(f"run {i}: raw insert_many of the same documents: {raw[-1]:,.0f} docs/s bare, "
                       f"{indexed[-1]:,.0f} docs/s with the sales indexes and _ids")  # fmt: skip
-            rss = {name: vm_hwm_mb(p.proc.pid) for name, p in stack.processes.items() if p.proc}
+            rss = {name: status_mb(p.proc.pid) for name, p in stack.processes.items() if p.proc}
             p_med, r_med, i_med = statistics.median(pipeline), statistics.median(raw), statistics.median(indexed)
             print(f"median pipeline {p_med:,.0f} rows/s vs raw insert_many {r_med:,.0f} docs/s: "
                   f"ratio {p_med / r_med:.2f}× (target ≥ 0.8×); vs the indexed insert_many {i_med:,.0f} docs/s: "
