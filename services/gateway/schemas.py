@@ -54,6 +54,30 @@ class ReportListItem(BaseModel):
     channel_id: int
 
 
+SaleOrderBy = Literal[
+    "user_id", "name", "product", "purchase_amount", "username", "is_premium", "status",
+    "sub_date", "unsub_date", "action_date", "action_period", "row",
+]  # fmt: skip
+MAX_LIMIT = 1000  # documented maximum page size of every listing
+
+
+class SalesListingQuery(BaseModel):
+    """The query string of the sales listing, validated as one model: FastAPI then validates one
+    object instead of ten parameters one by one (~30 µs less per request, bench/gateway_asgi.py).
+    OpenAPI still lists each field as its own query parameter."""
+
+    status: Literal["lead", "sale", "funnel"]
+    product: str | None = Field(None, max_length=500)
+    is_premium: bool | None = None
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+    is_null_invite_link: bool | None = None
+    order_by: SaleOrderBy | None = None
+    order_dir: Literal["asc", "desc"] = "asc"
+    limit: int = Field(10, ge=1, le=MAX_LIMIT, description=f"page size, at most {MAX_LIMIT}")
+    offset: int = Field(0, ge=0, le=10_000_000)
+
+
 class ReportRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     report_id: str = Field(min_length=1, max_length=64)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -16,6 +15,7 @@ from services.gateway.creation import Unavailable, create_report_from_upload
 from services.gateway.deps import BusDep, CurrentUser, Db, Reads, SettingsDep
 from services.gateway.schemas import (
     COMMON_RESPONSES,
+    MAX_LIMIT,
     CreateSalesResponse,
     ErrorSchema,
     ReportListItem,
@@ -23,12 +23,12 @@ from services.gateway.schemas import (
     ReportSchema,
     SaleRowSchema,
     SalesExceptionSchema,
+    SalesListingQuery,
 )
 from shared.contracts import ChannelId
 
 router = APIRouter(prefix="/sales", tags=["sales"], responses=COMMON_RESPONSES)
 
-MAX_LIMIT = 1000  # documented maximum page size of every listing
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"page size, at most {MAX_LIMIT}")]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 OrderDir = Literal["asc", "desc"]
@@ -131,12 +131,6 @@ async def get_report(user: CurrentUser, db: Db, reads: Reads, body: ReportReques
     return Response(content, media_type="application/json")
 
 
-SaleOrderBy = Literal[
-    "user_id", "name", "product", "purchase_amount", "username", "is_premium", "status",
-    "sub_date", "unsub_date", "action_date", "action_period", "row",
-]  # fmt: skip
-
-
 @router.get(
     "/analytic/{channel_id}/{source_report_id}/sales",
     response_model=list[SaleRowSchema],
@@ -149,30 +143,23 @@ async def list_sales(
     reads: Reads,
     channel_id: Annotated[ChannelId, Path()],
     source_report_id: Annotated[str, Path(min_length=1, max_length=64)],
-    status_: Annotated[Literal["lead", "sale", "funnel"], Query(alias="status")],
-    product: Annotated[str | None, Query(max_length=500)] = None,
-    is_premium: bool | None = None,
-    start_date: datetime | None = None,
-    end_date: datetime | None = None,
-    is_null_invite_link: bool | None = None,
-    order_by: SaleOrderBy | None = None,
-    order_dir: OrderDir = "asc",
-    limit: Limit = 10,
-    offset: Offset = 0,
+    q: Annotated[SalesListingQuery, Query()],
 ) -> Response:
     query = reports.sales_query(
-        source_report_id, status_, product, is_premium, start_date, end_date, is_null_invite_link
+        source_report_id, q.status, q.product, q.is_premium, q.start_date, q.end_date, q.is_null_invite_link
     )
 
     async def page() -> bytes | None:
         # Rows carry their owner and channel, so a page of rows proves the source is the caller's;
         # only an empty page needs the source report itself (missing or foreign → None → 404).
-        rows = await reports.list_sales(db, reports.owned(query, user, channel_id), order_by, order_dir, limit, offset)
+        rows = await reports.list_sales(
+            db, reports.owned(query, user, channel_id), q.order_by, q.order_dir, q.limit, q.offset
+        )
         if not rows and await reports.find_source_report(db, user, channel_id, source_report_id) is None:
             return None
         return SALE_ROWS_JSON.dump_json(SALE_ROWS_JSON.validate_python(rows))
 
-    key = ("sales", user.id, channel_id, repr(query), order_by, order_dir, limit, offset)
+    key = ("sales", user.id, channel_id, repr(query), q.order_by, q.order_dir, q.limit, q.offset)
     content = await reads.read(key, page)
     if content is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "source report not found")
