@@ -26,6 +26,10 @@ READS_COALESCED = Counter(
     "saleswire_gateway_reads_coalesced_total",
     "Gateway reads answered by an identical read already in flight (no database round trip of their own)",
 )
+REQUESTS_COALESCED = Counter(
+    "saleswire_gateway_requests_coalesced_total",
+    "Gateway read requests answered with a copy of an identical request's answer in flight (no run of their own)",
+)
 
 ROWS_INGESTED = Counter("saleswire_rows_ingested_total", "Sale rows stored", ["source"])
 ROWS_REJECTED = Counter("saleswire_rows_rejected_total", "Rows rejected by validation", ["source"])

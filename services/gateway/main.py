@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo.errors import PyMongoError
 
-from services.gateway.coalesce import ReadCoalescer, WritesEndEpochMiddleware
+from services.gateway.coalesce import ReadCoalescer, ReadCoalescingMiddleware
 from services.gateway.middleware import RequestContextMiddleware
 from services.gateway.routes import connections, exports, sales
 from shared.broker import Bus, declare_topology, make_broker
@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Saleswire", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
     reads = ReadCoalescer()
     app.state.reads = reads
-    app.add_middleware(WritesEndEpochMiddleware, reads=reads)
+    app.add_middleware(ReadCoalescingMiddleware, reads=reads)
     app.add_middleware(RequestContextMiddleware)
 
     @app.exception_handler(PyMongoError)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from services.gateway.coalesce import ReadCoalescer, WritesEndEpochMiddleware
+from services.gateway.coalesce import ReadCoalescer, ReadCoalescingMiddleware
 
 
 class CountingFetch:
@@ -121,7 +121,7 @@ async def respond(reads: ReadCoalescer, method: str, path: str) -> int:
     async def receive() -> MutableMapping[str, Any]:
         return {"type": "http.request", "body": b""}
 
-    await WritesEndEpochMiddleware(answer, reads)({"type": "http", "method": method, "path": path}, receive, send)
+    await ReadCoalescingMiddleware(answer, reads)({"type": "http", "method": method, "path": path}, receive, send)
     return seen[0]
 
 
@@ -140,3 +140,160 @@ async def respond(reads: ReadCoalescer, method: str, path: str) -> int:
 async def test_writing_requests_start_a_new_epoch_before_they_answer(method: str, path: str, writes: bool) -> None:
     reads = ReadCoalescer()
     assert await respond(reads, method, path) == (1 if writes else 0)
+
+
+class HeldApp:
+    """An ASGI app that answers with what it was asked (path, query, body, token) once released,
+    counting how many times it really ran."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.release = asyncio.Event()
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        self.runs += 1
+        scope["route"] = Route("/template")
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        await self.release.wait()
+        token = dict(scope["headers"]).get(b"authorization", b"")
+        answer = b"|".join([scope["path"].encode(), scope["query_string"], body, token])
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": answer})
+
+
+def request_scope(method: str, path: str, query: bytes = b"", token: bytes = b"Bearer a") -> dict[str, Any]:
+    return {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "query_string": query,
+        "headers": [(b"authorization", token), (b"content-type", b"application/json")],
+    }
+
+
+async def ask(
+    middleware: ReadCoalescingMiddleware, scope: dict[str, Any], body: bytes = b"", chunk: int = 0
+) -> tuple[list[MutableMapping[str, Any]], dict[str, Any]]:
+    """Sends one request (its body in `chunk`-sized parts when chunk > 0); returns what the
+    client received and the scope as the middleware left it."""
+    parts = [body[i : i + chunk] for i in range(0, len(body), chunk)] if chunk else [body]
+    messages = [{"type": "http.request", "body": p, "more_body": i < len(parts) - 1} for i, p in enumerate(parts)]
+    received: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> MutableMapping[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        received.append(message)
+        if message["type"] == "http.response.start":
+            # What the request-context middleware does to each response: must not leak to others.
+            message["headers"] = [*message["headers"], (b"x-correlation-id", str(id(received)).encode())]
+
+    await middleware(scope, receive, send)
+    return received, scope
+
+
+LISTING = "/sales/analytic/-1001234567890/src1/sales"
+
+
+async def test_identical_read_requests_in_flight_share_one_run_of_the_app() -> None:
+    app, reads = HeldApp(), ReadCoalescer()
+    middleware = ReadCoalescingMiddleware(app, reads)
+    asks = [asyncio.ensure_future(ask(middleware, request_scope("GET", LISTING, b"status=sale"))) for _ in range(20)]
+    await asyncio.sleep(0.01)
+    app.release.set()
+    answers = await asyncio.gather(*asks)
+    assert app.runs == 1
+    assert reads.joined == 19
+    bodies = {a[0][1]["body"] for a in answers}
+    assert bodies == {f"{LISTING}|status=sale||Bearer a".encode()}
+    # Every sharer got its own copy of the answer: one correlation id header each, its own value.
+    ids = [[v for k, v in a[0][0]["headers"] if k == b"x-correlation-id"] for a in answers]
+    assert all(len(i) == 1 for i in ids)
+    assert len({i[0] for i in ids}) == 20
+    # The route the leader's run matched is on every sharer's scope, for the per-route metrics.
+    assert all(getattr(a[1].get("route"), "path", None) == "/template" for a in answers)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (request_scope("GET", LISTING, b"status=sale"), request_scope("GET", LISTING, b"status=lead")),
+        (request_scope("GET", LISTING, b"status=sale"), request_scope("GET", LISTING, b"status=sale", b"Bearer b")),
+        (
+            request_scope("GET", "/sales/analytic", b"channel_id=1"),
+            request_scope("HEAD", "/sales/analytic", b"channel_id=1"),
+        ),
+    ],
+)
+async def test_requests_that_differ_in_query_token_or_method_never_share(
+    first: dict[str, Any], second: dict[str, Any]
+) -> None:
+    app = HeldApp()
+    middleware = ReadCoalescingMiddleware(app, ReadCoalescer())
+    a = asyncio.ensure_future(ask(middleware, first))
+    b = asyncio.ensure_future(ask(middleware, second))
+    await asyncio.sleep(0.01)
+    app.release.set()
+    (got_a, _), (got_b, _) = await asyncio.gather(a, b)
+    assert app.runs == 2
+    assert got_a[1]["body"].endswith(dict(first["headers"])[b"authorization"])
+    assert got_b[1]["body"].endswith(dict(second["headers"])[b"authorization"])
+
+
+async def test_report_reads_share_only_with_the_same_body() -> None:
+    app = HeldApp()
+    middleware = ReadCoalescingMiddleware(app, ReadCoalescer())
+    bodies = [b'{"report_id": "r1"}', b'{"report_id": "r1"}', b'{"report_id": "r2"}']
+    asks = [asyncio.ensure_future(ask(middleware, request_scope("POST", "/sales/analytic/report"), b)) for b in bodies]
+    await asyncio.sleep(0.01)
+    app.release.set()
+    answers = await asyncio.gather(*asks)
+    assert app.runs == 2
+    assert [a[0][1]["body"].split(b"|")[2] for a in answers] == bodies
+
+
+async def test_a_large_body_is_not_shared_and_reaches_the_app_whole() -> None:
+    app = HeldApp()
+    app.release.set()
+    body = b"x" * 40_000
+    middleware = ReadCoalescingMiddleware(app, ReadCoalescer())
+    received, _ = await ask(middleware, request_scope("POST", "/sales/analytic/report"), body, chunk=7_000)
+    assert received[1]["body"].split(b"|")[2] == body
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/sales/analytic/report/r1/export"),  # streams a file: never copied
+        ("GET", "/connections"),
+        ("POST", "/sales/create"),
+    ],
+)
+async def test_other_routes_run_once_per_request(method: str, path: str) -> None:
+    app = HeldApp()
+    middleware = ReadCoalescingMiddleware(app, ReadCoalescer())
+    asks = [asyncio.ensure_future(ask(middleware, request_scope(method, path))) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    app.release.set()
+    await asyncio.gather(*asks)
+    assert app.runs == 3
+
+
+async def test_a_read_request_after_a_write_answered_does_not_join_one_begun_before() -> None:
+    app, reads = HeldApp(), ReadCoalescer()
+    middleware = ReadCoalescingMiddleware(app, reads)
+    early = asyncio.ensure_future(ask(middleware, request_scope("GET", LISTING, b"status=sale")))
+    await asyncio.sleep(0.01)
+    writer = ReadCoalescingMiddleware(answer, reads)
+    await ask(writer, request_scope("POST", "/sales/create"))  # a write answered meanwhile
+    late = asyncio.ensure_future(ask(middleware, request_scope("GET", LISTING, b"status=sale")))
+    await asyncio.sleep(0.01)
+    app.release.set()
+    await asyncio.gather(early, late)
+    assert app.runs == 2
