@@ -1,18 +1,19 @@
 """Gateway read load against a bare FastAPI app, same machine, same run.
 
-    .venv/bin/python -m bench.gateway_load --clients 50 --seconds 10
+    .venv/bin/python -m bench.gateway_load --clients 50 --seconds 10 [--rounds 3] [--reports 25]
 
 Starts SecantusDB, gateway + ingest + analytics (uvicorn processes) on the local RabbitMQ, uploads
 one campaign, then drives `POST /sales/analytic/report` and the sales listing with N concurrent
-keep-alive clients (bench/loadgen.py, a lean client) for a fixed time; then the same against
-`bench/bare_app.py`. Prints requests/s, p50 and p99 latency for each, the CPU each process spent,
-and the ratios.
+keep-alive clients (bench/loadgen.py, a lean client) for a fixed time, and the same against
+`bench/bare_app.py`, alternating for --rounds rounds each. Prints the median requests/s, p50 and
+p99 latency of each, the CPU each process spent, and the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 import uuid
@@ -81,6 +82,7 @@ def main() -> None:
         default=1,
         help="campaigns the clients read (1: all ask for the same one; 25: no two clients at once)",
     )
+    parser.add_argument("--rounds", type=int, default=3, help="measured rounds per app, alternating")
     args = parser.parse_args()
     ensure_rabbitmq()
     mongo = MongoServer()
@@ -138,36 +140,56 @@ def main() -> None:
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        results = {}
-        cpu: dict[str, dict[str, float]] = {}
-        for name, base, server in (("bare FastAPI", bare.url, bare), ("gateway", gw, procs[0])):
+        servers = {"bare FastAPI": (bare.url, bare), "gateway": (gw, procs[0])}
+        for base, _ in servers.values():
             drive(base, headers, targets, args.clients, 2)  # warm-up
-            assert server.proc is not None
-            assert mongo.proc is not None
-            pids = {"app": server.proc.pid, "database": mongo.proc.pid, "load client": os.getpid()}
-            before = {k: cpu_seconds(pid) for k, pid in pids.items()}
-            joined_before = coalesced(gw)
-            results[name] = drive(base, headers, targets, args.clients, args.seconds)
-            cpu[name] = {k: cpu_seconds(pid) - before[k] for k, pid in pids.items()}
-            joined = {k: v - joined_before[k] for k, v in coalesced(gw).items()}
-        for name, r in results.items():
+        assert mongo.proc is not None
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
+        cpu: dict[str, dict[str, float]] = {name: {} for name in servers}
+        joined = {"requests": 0.0, "reads": 0.0}
+        for i in range(args.rounds):
+            # Alternating, and each round starting with the other one: the VM's speed drifts by
+            # tens of percent from minute to minute, and that must hit both alike.
+            for name in list(servers) if i % 2 == 0 else list(servers)[::-1]:
+                base, server = servers[name]
+                assert server.proc is not None
+                pids = {"app": server.proc.pid, "database": mongo.proc.pid, "load client": os.getpid()}
+                before = {k: cpu_seconds(pid) for k, pid in pids.items()}
+                joined_before = coalesced(gw)
+                runs[name].append(drive(base, headers, targets, args.clients, args.seconds))
+                for k, pid in pids.items():
+                    cpu[name][k] = cpu[name].get(k, 0.0) + cpu_seconds(pid) - before[k]
+                if name == "gateway":
+                    for k, v in coalesced(gw).items():
+                        joined[k] += v - joined_before[k]
+        med = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in runs.items()}
+        for name, r in med.items():
             print(
-                f"{name:<13} {r['requests']:>7.0f} req  {r['rps']:>8.1f} req/s  p50 {r['p50_ms']:6.1f} ms  p99 {r['p99_ms']:6.1f} ms  errors {r['errors']:.0f}"
+                f"{name:<13} median of {args.rounds}: {r['rps']:>8.1f} req/s  p50 {r['p50_ms']:6.1f} ms  "
+                f"p99 {r['p99_ms']:6.1f} ms  errors {sum(x['errors'] for x in runs[name]):.0f}  "
+                f"(req/s of each round: {', '.join(str(round(x['rps'])) for x in runs[name])})"
             )
         for name, spent in cpu.items():
             # Where the two cores went: the load client shares them with the servers.
-            print(f"{name:<13} CPU s: " + ", ".join(f"{k} {v:.1f}" for k, v in spent.items()))
-        g, b = results["gateway"], results["bare FastAPI"]
-        runs = g["requests"] - joined["requests"]
-        print(
-            f"gateway requests answered by an identical one in flight: {joined['requests']:.0f} of {g['requests']:.0f}"
-        )
+            total = sum(x["requests"] for x in runs[name])
+            print(
+                f"{name:<13} CPU s: "
+                + ", ".join(f"{k} {v:.1f}" for k, v in spent.items())
+                + f"; app CPU per request {spent['app'] / total * 1e6:.0f} µs"
+            )
+        g, b = med["gateway"], med["bare FastAPI"]
+        served = sum(x["requests"] for x in runs["gateway"])
+        run_count = served - joined["requests"]
+        print(f"gateway requests answered by an identical one in flight: {joined['requests']:.0f} of {served:.0f}")
         # Each run makes two reads (its token, then the report or the page of rows).
         print(
-            f"reads of the remaining {runs:.0f} runs that joined an identical read: {joined['reads']:.0f} of {2 * runs:.0f}"
+            f"reads of the remaining {run_count:.0f} runs that joined an identical read: "
+            f"{joined['reads']:.0f} of {2 * run_count:.0f}"
         )
+        ratios = [gr["rps"] / br["rps"] for gr, br in zip(runs["gateway"], runs["bare FastAPI"], strict=True)]
         print(
-            f"ratio gateway/bare: {g['rps'] / b['rps']:.2f}x requests/s (target >= 0.5x); gateway p99 {g['p99_ms']:.1f} ms (target < 50 ms)"
+            f"ratio gateway/bare: {g['rps'] / b['rps']:.2f}x median requests/s (per round: "
+            f"{', '.join(f'{x:.2f}' for x in ratios)}; target >= 0.5x); gateway p99 {g['p99_ms']:.1f} ms (target < 50 ms)"
         )
     finally:
         for p in [*procs, bare]:
