@@ -17,29 +17,14 @@ import asyncio
 import gc
 import json
 import statistics
-import tempfile
 import time
-import uuid
 from collections.abc import MutableMapping
-from pathlib import Path
 from typing import Any
 
-import httpx
 import uvloop
 
+from bench.gateway_load import CHANNEL, seeded_stack
 from shared.settings import Settings
-from tests.infra import (
-    MongoServer,
-    ServiceProcess,
-    delete_namespace,
-    ensure_rabbitmq,
-    free_port,
-    rabbit_url,
-    settings_env,
-)
-from tests.workbooks import CAMPAIGN_ROWS, RU_HEADERS, workbook_bytes
-
-CHANNEL = -1001234567890
 
 
 def scope_of(method: str, path: str, query: str, headers: dict[str, str]) -> dict[str, Any]:
@@ -126,51 +111,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    ensure_rabbitmq()
-    mongo = MongoServer()
-    mongo.start()
-    tag = uuid.uuid4().hex[:8]
-    settings = Settings(mongo_url=mongo.url, mongo_db=f"bench_{tag}", rabbit_url=rabbit_url(), namespace=f"bench.{tag}")
-    env = settings_env(settings)
-    logs = Path(tempfile.mkdtemp(prefix="saleswire-bench-"))
-    procs = [
-        ServiceProcess(name, f"services.{name}.main:app", free_port(), env, logs)
-        for name in ("gateway", "ingest", "analytics")
-    ]
-    try:
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.wait_ready()
-        import subprocess
-        import sys
-
-        token = subprocess.run(
-            [sys.executable, "-m", "services.gateway.tokens", "create", "bench"],
-            env={**env}, capture_output=True, text=True, check=True,
-        ).stdout.strip().splitlines()[-1]  # fmt: skip
-        headers = {"Authorization": f"Bearer {token}"}
-        gw = procs[0].url
-        created = httpx.post(
-            f"{gw}/sales/create",
-            params={"channel_id": CHANNEL, "name": "b", "budget": 1000},
-            files={"file": ("c.xlsx", workbook_bytes(RU_HEADERS, CAMPAIGN_ROWS))},
-            headers=headers,
-            timeout=60,
-        ).json()
-        while (
-            report := httpx.post(
-                f"{gw}/sales/analytic/report", json={"report_id": created["report_id"]}, headers=headers
-            ).json()
-        )["status"] != "success":
-            time.sleep(0.2)
-        reqs = requests_for(report["id"], report["source_reports"][0]["id"], token)
-        uvloop.run(compare(settings, reqs, args))
-    finally:
-        for p in procs:
-            p.stop()
-        delete_namespace(settings.rabbit_url, settings.namespace)
-        mongo.remove()
+    with seeded_stack(reports=1) as stack:
+        report_id, source_id = stack.targets[0]
+        uvloop.run(compare(stack.settings, requests_for(report_id, source_id, stack.token), args))
 
 
 if __name__ == "__main__":
