@@ -36,6 +36,8 @@ READ_ONLY_POSTS = frozenset({"/sales/analytic/report"})
 # Requests shared whole: the read routes dashboards poll (report list, full report, page of sale
 # rows), matched on the raw path before routing. Never exports: those stream files too large to copy.
 SHARED_READ_PATHS = re.compile(r"^/sales/analytic(?:/report|/-?\d+/[^/]+/sales)?$")
+# The request headers the shared routes read; the others (user agent, correlation id) cannot change the answer.
+KEY_HEADERS = frozenset({b"authorization", b"content-type"})
 MAX_SHARED_BODY = 16 * 1024  # a read's body is a small JSON query; anything larger runs on its own
 
 Message = MutableMapping[str, Any]
@@ -116,15 +118,15 @@ class ReadCoalescingMiddleware:
         if body is None:  # too large or the client left: not a query to share
             await self.app(scope, _replaying(read, receive), send)
             return
-        headers = dict(scope.get("headers") or ())
         key = (
             "request",
             scope["method"],
             scope["path"],
             scope.get("query_string", b""),
-            # Who asks is part of the question: answers are never shared across tokens.
-            headers.get(b"authorization"),
-            headers.get(b"content-type"),
+            # Who asks is part of the question: answers are never shared across tokens. Every
+            # occurrence, in order: a request sending two Authorization headers must not share
+            # with one that sends only the header the app would not read.
+            tuple((k, v) for k, v in scope.get("headers") or () if k in KEY_HEADERS),
             body,
         )
         answer = await self.reads.read(key, partial(self._run, scope, body, receive), REQUESTS_COALESCED)

@@ -63,7 +63,7 @@ MAX_LIMIT = 1000  # documented maximum page size of every listing
 
 class SalesListingQuery(BaseModel):
     """The query string of the sales listing, validated as one model: FastAPI then validates one
-    object instead of ten parameters one by one (~30 µs less per request, bench/gateway_asgi.py).
+    object instead of ten parameters one by one (~30 µs less per request on an in-process probe app).
     OpenAPI still lists each field as its own query parameter."""
 
     status: Literal["lead", "sale", "funnel"]
