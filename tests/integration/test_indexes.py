@@ -21,3 +21,8 @@ async def test_the_sales_collection_keeps_one_secondary_index(db: AsyncDatabase[
 async def test_upload_chunks_are_unique_per_file_and_position(db: AsyncDatabase[Document]) -> None:
     info = await db[f"{COLLECTIONS.uploads_bucket}.chunks"].index_information()
     assert info["files_id_1_n_1"]["unique"] is True
+
+
+async def test_source_reports_are_found_by_report_and_by_connection(db: AsyncDatabase[Document]) -> None:
+    names = set(await db[COLLECTIONS.source_reports].index_information())
+    assert names == {"_id_", "report_id_1", "connection_id_1"}
