@@ -59,10 +59,17 @@ async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
             IndexModel([("creator_id", ASCENDING), ("channel_id", ASCENDING), ("created_at", DESCENDING)]),
         ]
     )
-    # Source reports are few (one per upload or connector link), so a second index here is cheap;
-    # syncs and refunds look a connection's source reports up by it.
+    # Source reports are written a few times per upload, so indexes here cost next to nothing, and
+    # without them every lookup below scans every upload ever made. Syncs and refunds find a
+    # connection's sources by connection_id; the connectors' scheduler, every tick, the sources
+    # to sync (sparse: only connector sources carry these fields).
     await db[c.source_reports].create_indexes(
-        [IndexModel([("report_id", ASCENDING)]), IndexModel([("connection_id", ASCENDING)])]
+        [
+            IndexModel([("report_id", ASCENDING)]),
+            IndexModel([("connection_id", ASCENDING)]),
+            IndexModel([("sync_requested", ASCENDING)], sparse=True),
+            IndexModel([("progress.state", ASCENDING)], sparse=True),
+        ]
     )
     # One secondary index on the hottest collection: every index is paid on every row written
     # (on SecantusDB the second one cost ~25 % of the insert rate). A report's rows are read

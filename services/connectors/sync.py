@@ -327,11 +327,13 @@ class Scheduler:
         db = self.svc.db
         await self._mark_due_polls()
         await self._report_lag()
-        wanted = await db[COLLECTIONS.source_reports].distinct(
-            "connection_id",
-            {"kind": "connector", "$or": [{"sync_requested": True}, {"progress.state": "running"}]},
-        )
-        for conn_id in wanted:
+        # Two equality queries, each on its own sparse index, rather than one `$or`: every Excel
+        # upload is a source report too, and SecantusDB answers the `$or` by scanning them all
+        # (188 ms against 2.4 ms at 20 000 source reports, `bench.lookups`), every tick, on every replica.
+        sources = db[COLLECTIONS.source_reports]
+        requested = await sources.distinct("connection_id", {"sync_requested": True, "kind": "connector"})
+        running = await sources.distinct("connection_id", {"progress.state": "running", "kind": "connector"})
+        for conn_id in sorted({*requested, *running}, key=str):
             conn_id = str(conn_id)
             if conn_id in self._active or len(self._active) >= self.svc.cfg.max_concurrent_syncs:
                 continue

@@ -23,6 +23,7 @@ async def test_upload_chunks_are_unique_per_file_and_position(db: AsyncDatabase[
     assert info["files_id_1_n_1"]["unique"] is True
 
 
-async def test_source_reports_are_found_by_report_and_by_connection(db: AsyncDatabase[Document]) -> None:
-    names = set(await db[COLLECTIONS.source_reports].index_information())
-    assert names == {"_id_", "report_id_1", "connection_id_1"}
+async def test_source_reports_are_found_by_report_connection_and_sync_state(db: AsyncDatabase[Document]) -> None:
+    info = await db[COLLECTIONS.source_reports].index_information()
+    assert set(info) == {"_id_", "report_id_1", "connection_id_1", "sync_requested_1", "progress.state_1"}
+    assert info["sync_requested_1"].get("sparse") and info["progress.state_1"].get("sparse")
