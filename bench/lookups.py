@@ -10,7 +10,11 @@ one SecantusDB filled the way a store looks after many uploads.
 - **scheduler tick**: the connectors' scheduler asking, every tick on every replica, which
   connections have sources to sync, among `--uploads` Excel source reports and 50 connector ones
   (the `source_reports` indexes as `ensure_indexes` makes them). Before: one `distinct` with an
-  `$or`. Now (`SyncScheduler.tick`): two equality `distinct`s on sparse indexes.
+  `$or`. Now (`Scheduler.tick`): two equality `distinct`s on sparse indexes.
+- **due poll**: marking a polled connection's sources to sync, among the same source reports.
+  Before: one `update_many` with an `$or` (open period or not yet successful). Now
+  (`Scheduler._mark_due_polls`): the connection's sources by index, `due_for_poll` in Python,
+  then `update_many` by `_id $in`.
 
 Each pair is interleaved `--repeat` times; medians quoted, with the ratio to the query used now.
 """
@@ -22,6 +26,7 @@ import asyncio
 import statistics
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import AsyncMongoClient, MongoClient
@@ -29,10 +34,12 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from bench.index_cost import sale_rows
+from services.connectors.sync import due_for_poll
 from shared.mongo import COLLECTIONS, ensure_indexes
 from tests.infra import MongoServer
 
 CONNECTION = "conn-refunds"
+MOMENT = datetime(2026, 11, 23, tzinfo=UTC)
 
 
 def refund(sales: Collection[dict[str, Any]], query: dict[str, Any]) -> object:
@@ -49,16 +56,24 @@ def fill(db: Database[dict[str, Any]], rows: int, uploads: int) -> None:
             d["extra"] = {"connection_id": CONNECTION, "external_id": str(d["row"])}
         for j in range(0, len(docs), 5_000):
             db[COLLECTIONS.sales].insert_many(docs[j : j + 5_000], ordered=False)
-    excel = [
+    excel: list[dict[str, Any]] = [
         {"_id": f"x{i}", "report_id": f"r{i}", "kind": "excel", "status": "success", "name": "c.xlsx", "rows": 100}
         for i in range(uploads)
     ]
-    connector = [
+    connector: list[dict[str, Any]] = [
         {"_id": f"c{i}", "report_id": f"r{i}", "kind": "connector", "connection_id": f"conn{i % 10}",
-         "status": "success", "sync_requested": i == 7, "progress": {"state": "running" if i == 21 else "done"}}
+         "status": "failed" if i == 11 else "success", "sync_requested": i == 7,
+         "period_end": MOMENT + timedelta(days=30 if i % 20 == 1 else -90),
+         "progress": {"state": "running" if i == 21 else "done"}}
         for i in range(50)
     ]  # fmt: skip
     db[COLLECTIONS.source_reports].insert_many(excel + connector)
+
+
+def mark_due(sources: Collection[dict[str, Any]]) -> object:
+    found = sources.find({"connection_id": "conn1", "kind": "connector"}, {"period_end": 1, "status": 1})
+    due = [sr["_id"] for sr in found if due_for_poll(sr, MOMENT)]
+    return sources.update_many({"_id": {"$in": due}}, {"$set": {"sync_requested": True}}).matched_count
 
 
 def timed(query: Callable[[int], object], k: int) -> tuple[float, object]:
@@ -104,6 +119,22 @@ def main() -> None:
                         *sources.distinct("connection_id", {"progress.state": "running", "kind": "connector"}),
                     }
                 ),
+            },
+            f"due poll, {args.uploads:,} uploads": {
+                "before: one $or": lambda _: (
+                    sources.update_many(
+                        {
+                            "connection_id": "conn1",
+                            "kind": "connector",
+                            "$or": [
+                                {"period_end": {"$gte": MOMENT - timedelta(days=1)}},
+                                {"status": {"$ne": "success"}},
+                            ],
+                        },
+                        {"$set": {"sync_requested": True}},
+                    ).matched_count
+                ),
+                "now: index, then _id $in": lambda _: mark_due(sources),
             },
         }
         for title, queries in pairs.items():
