@@ -180,9 +180,20 @@ async def list_sales(
     offset: int,
 ) -> list[dict[str, Any]]:
     direction = ASCENDING if order_dir == "asc" else DESCENDING
-    sort = [(SALE_ORDER_FIELDS[order_by], direction)] if order_by else [("row", direction)]
-    cursor = db[COLLECTIONS.sales].find(query, sort=[*sort, ("_id", direction)], skip=offset, limit=limit)
-    return [sale_row_view(d) async for d in cursor]
+    sort = [(SALE_ORDER_FIELDS[order_by], direction) if order_by else ("row", direction), ("_id", direction)]
+    sales = db[COLLECTIONS.sales]
+    if "$or" not in query:
+        return [sale_row_view(d) async for d in sales.find(query, sort=sort, skip=offset, limit=limit)]
+    # A period is an $or (action_date, or sub_date when there is none), and SecantusDB answers any
+    # query holding an $or by scanning every row of every user. So the indexed equalities pick the
+    # source's rows first and the period filters those; MongoDB merges the two $match stages into
+    # the query `find` would have run.
+    indexed = {field: value for field, value in query.items() if field != "$or"}
+    pipeline: list[Document] = [{"$match": indexed}, {"$match": {"$or": query["$or"]}}, {"$sort": dict(sort)}]
+    if offset:
+        pipeline.append({"$skip": offset})
+    pipeline.append({"$limit": limit})
+    return [sale_row_view(d) async for d in await sales.aggregate(pipeline)]
 
 
 def sale_row_view(doc: Document) -> dict[str, Any]:
