@@ -50,6 +50,10 @@ def due_for_poll(source_report: Document, moment: datetime) -> bool:
     return still_open or source_report.get("status") != "success"
 
 
+def _running(source_report: Document) -> bool:
+    return bool((source_report.get("progress") or {}).get("state") == "running")
+
+
 def plan_window(
     period_start: date, period_end: date, high_water: date | None, runs_since_full: int, full_every: int
 ) -> tuple[Window, str]:
@@ -431,9 +435,10 @@ class Scheduler:
             if conn is None:
                 # Deleted while syncs were asked for or running: each such source report fails with
                 # the reason, and its report is told, so it settles instead of staying `processing`.
-                stranded = await reports.find(
-                    {"connection_id": conn_id, "$or": [{"sync_requested": True}, {"progress.state": "running"}]}
-                ).to_list()
+                # The connection's sources by index, then picked here: an $or would make SecantusDB
+                # scan every source report (see `tick`).
+                sources = await reports.find({"connection_id": conn_id}).to_list()
+                stranded = [s for s in sources if s.get("sync_requested") or _running(s)]
                 for orphan in stranded:
                     await reports.update_one({"_id": orphan["_id"]}, {"$set": {"sync_requested": False}})
                     correlation = str(orphan.get("sync_correlation_id") or uuid.uuid4().hex)

@@ -289,6 +289,13 @@ async def test_a_connection_deleted_before_its_sync_fails_the_source_and_tells_a
     spec = SPECS["sweetclub"]
     conn = await make_connection(db, settings, spec.kind, sandbox.url(spec.kind), spec.credentials, spec.options)
     _, sr = await make_source_report(db, conn)
+    # Another source of it was mid-sync when its replica died; a third had settled.
+    _, running = await make_source_report(db, conn)
+    _, settled = await make_source_report(db, conn)
+    await db[COLLECTIONS.source_reports].update_one({"_id": running}, {"$set": {"progress.state": "running"}})
+    await db[COLLECTIONS.source_reports].update_one(
+        {"_id": settled}, {"$set": {"progress.state": "done", "status": "success"}}
+    )
     await db[COLLECTIONS.connections].delete_one({"_id": conn})  # deleted while the sync request travels
     before = await ingested_events(bus, settings)
     await sync(bus, conn, sr)
@@ -296,6 +303,10 @@ async def test_a_connection_deleted_before_its_sync_fails_the_source_and_tells_a
     assert doc["progress"]["state"] == "failed" and doc["status"] == "failed"
     assert doc["error_message"] == "the connection was deleted"
     assert doc["sync_requested"] is False  # not picked up again by the scheduler
+    was_running = await wait_for(db, running)
+    assert was_running["status"] == "failed" and was_running["error_message"] == "the connection was deleted"
+    untouched = await db[COLLECTIONS.source_reports].find_one({"_id": settled})
+    assert untouched is not None and untouched["status"] == "success" and untouched["progress"]["state"] == "done"
     # Analytics is told (settled), so the report does not stay `processing` for ever.
     deadline = asyncio.get_running_loop().time() + 15
     while await ingested_events(bus, settings) <= before:
