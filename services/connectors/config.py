@@ -14,6 +14,10 @@ class ConnectorSettings(BaseSettings):
     lease_seconds: float = 60.0
     # How often a replica looks for due polls, requested syncs and orphaned runs.
     tick_seconds: float = 2.0
+    # How often a replica reads its polled connections for due polls and the lag gauge. No index
+    # serves that read on SecantusDB (it scans every connection), so it runs on its own, slower
+    # cadence; the shortest poll interval a connection may ask for is 10 s.
+    schedule_seconds: float = 10.0
     max_concurrent_syncs: int = 4
     # HTTP policy defaults (a connection's `options` may override rate_per_second / burst).
     http_timeout_seconds: float = 30.0

@@ -50,6 +50,22 @@ def due_for_poll(source_report: Document, moment: datetime) -> bool:
     return still_open or source_report.get("status") != "success"
 
 
+def sync_lag_seconds(polled_connections: list[Document], moment: datetime) -> dict[str, float]:
+    """Per platform, how long its least recently synced polled connection has waited (since its
+    creation, if it never synced); 0 for a platform with none."""
+    lag: dict[str, float] = dict.fromkeys(KINDS, 0.0)
+    for conn in polled_connections:
+        kind, since = conn.get("kind"), conn.get("last_synced_at") or conn.get("created_at")
+        if kind in lag and isinstance(since, datetime):
+            lag[kind] = max(lag[kind], (moment - since.astimezone(UTC)).total_seconds())
+    return lag
+
+
+def poll_is_due(connection: Document, moment: datetime) -> bool:
+    at = connection.get("next_poll_at")
+    return isinstance(at, datetime) and at.astimezone(UTC) <= moment
+
+
 def _running(source_report: Document) -> bool:
     return bool((source_report.get("progress") or {}).get("state") == "running")
 
@@ -308,6 +324,7 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._gate = asyncio.Semaphore(max(1, svc.cfg.max_concurrent_syncs))
+        self._scheduled_at: float | None = None  # time.monotonic() of the last schedule pass
 
     def kick(self) -> None:
         self._wake.set()
@@ -337,8 +354,7 @@ class Scheduler:
 
     async def tick(self) -> None:
         db = self.svc.db
-        await self._mark_due_polls()
-        await self._report_lag()
+        await self._schedule_pass()
         # Two equality queries, each on its own sparse index, rather than one `$or`: every Excel
         # upload is a source report too, and SecantusDB answers the `$or` by scanning them all
         # (182 ms against 2.4 ms at 20 000 source reports, `bench.lookups`), every tick, on every replica.
@@ -360,47 +376,51 @@ class Scheduler:
 
         return done
 
-    async def _mark_due_polls(self) -> None:
-        db = self.svc.db
+    async def _schedule_pass(self) -> None:
+        """Marks the due polls and sets the lag gauge, from one read of the polled connections,
+        at most every `schedule_seconds`. On SecantusDB that read scans every connection whatever
+        the filter or index (a range on a secondary index is a scan too), so it is done once per
+        pass, not once per question per tick (it used to be four, every tick, on every replica)."""
+        started = time.monotonic()
+        if self._scheduled_at is not None and started - self._scheduled_at < self.svc.cfg.schedule_seconds:
+            return
+        self._scheduled_at = started
         moment = now()
-        due = db[COLLECTIONS.connections].find(
-            {"poll_interval_seconds": {"$gt": 0}, "next_poll_at": {"$lte": moment}},
-            {"poll_interval_seconds": 1, "next_poll_at": 1},
+        polled = (
+            await self.svc.db[COLLECTIONS.connections]
+            .find(
+                {"poll_interval_seconds": {"$gt": 0}},
+                {"kind": 1, "poll_interval_seconds": 1, "next_poll_at": 1, "last_synced_at": 1, "created_at": 1},
+            )
+            .to_list()
         )
-        async for conn in due:
-            interval = float(cast(float, conn["poll_interval_seconds"]))
-            # Guarded by the old value: of several replicas, one moves the schedule and marks.
-            won = await db[COLLECTIONS.connections].update_one(
-                {"_id": conn["_id"], "next_poll_at": conn["next_poll_at"]},
-                {"$set": {"next_poll_at": moment + timedelta(seconds=interval)}},
-            )
-            if won.modified_count:
-                # The connection's sources by its index, then chosen here: SecantusDB answers any
-                # query holding an `$or` by scanning every source report (one per upload ever made).
-                sources = db[COLLECTIONS.source_reports]
-                candidates = await sources.find(
-                    {"connection_id": conn["_id"], "kind": "connector"}, {"period_end": 1, "status": 1}
-                ).to_list()
-                due_ids = [sr["_id"] for sr in candidates if due_for_poll(sr, moment)]
-                if due_ids:
-                    await sources.update_many(
-                        {"_id": {"$in": due_ids}}, {"$set": {"sync_requested": True, "sync_correlation_id": None}}
-                    )
+        for kind, seconds in sync_lag_seconds(polled, moment).items():
+            SYNC_LAG_SECONDS.labels(api=kind).set(seconds)
+        for conn in polled:
+            if poll_is_due(conn, moment):
+                await self._start_poll(conn, moment)
 
-    async def _report_lag(self) -> None:
-        coll = self.svc.db[COLLECTIONS.connections]
-        for kind in KINDS:
-            oldest = await coll.find_one(
-                {"kind": kind, "poll_interval_seconds": {"$gt": 0}},
-                {"last_synced_at": 1, "created_at": 1},
-                sort=[("last_synced_at", 1)],
+    async def _start_poll(self, conn: Document, moment: datetime) -> None:
+        db = self.svc.db
+        interval = float(cast(float, conn["poll_interval_seconds"]))
+        # Guarded by the old value: of several replicas, one moves the schedule and marks.
+        won = await db[COLLECTIONS.connections].update_one(
+            {"_id": conn["_id"], "next_poll_at": conn["next_poll_at"]},
+            {"$set": {"next_poll_at": moment + timedelta(seconds=interval)}},
+        )
+        if not won.modified_count:
+            return
+        # The connection's sources by its index, then chosen here: SecantusDB answers any query
+        # holding an `$or` by scanning every source report (one per upload ever made).
+        sources = db[COLLECTIONS.source_reports]
+        candidates = await sources.find(
+            {"connection_id": conn["_id"], "kind": "connector"}, {"period_end": 1, "status": 1}
+        ).to_list()
+        due_ids = [sr["_id"] for sr in candidates if due_for_poll(sr, moment)]
+        if due_ids:
+            await sources.update_many(
+                {"_id": {"$in": due_ids}}, {"$set": {"sync_requested": True, "sync_correlation_id": None}}
             )
-            if oldest is None:
-                SYNC_LAG_SECONDS.labels(api=kind).set(0)
-                continue
-            since = cast(datetime | None, oldest.get("last_synced_at") or oldest.get("created_at"))
-            if since is not None:
-                SYNC_LAG_SECONDS.labels(api=kind).set(max(0.0, (now() - since.astimezone(UTC)).total_seconds()))
 
     async def _work(self, conn_id: str) -> None:
         key = f"connection:{conn_id}"
