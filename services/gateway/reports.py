@@ -3,7 +3,6 @@ someone else's report is indistinguishable from a missing one."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -33,22 +32,35 @@ def plain(value: Any) -> Any:
     return value
 
 
-async def find_report(db: AsyncDatabase[Document], user: User, report_id: str) -> Document | None:
-    return await db[COLLECTIONS.reports].find_one({"_id": report_id, "creator_id": user.id})
-
-
 async def report_view(db: AsyncDatabase[Document], user: User, report_id: str) -> dict[str, Any] | None:
     """The report as the API returns it (before serialisation), or None when missing or foreign."""
-    # Both reads at once: one round trip of latency instead of two. The sources are only used once
-    # the report proved to be the caller's; for a foreign or missing one they are dropped unread.
-    doc, sources = await asyncio.gather(
-        find_report(db, user, report_id),
-        db[COLLECTIONS.source_reports]
-        .find({"report_id": report_id}, sort=[("created_at", ASCENDING), ("_id", ASCENDING)])
-        .to_list(),
-    )
-    if doc is None:
+    # The report and its sources in one round trip: each database call costs the gateway ≈ 0.4 ms
+    # of CPU in the driver whatever it returns, and this is the most requested read. A foreign or
+    # missing report matches nothing, so its sources are never read. `$lookup` goes through the
+    # source_reports `report_id` index, on MongoDB as on SecantusDB.
+    found = await (
+        await db[COLLECTIONS.reports].aggregate(
+            [
+                {"$match": {"_id": report_id, "creator_id": user.id}},
+                {"$limit": 1},
+                {
+                    "$lookup": {
+                        "from": COLLECTIONS.source_reports,
+                        "localField": "_id",
+                        "foreignField": "report_id",
+                        "as": "sources",
+                    }
+                },
+            ]
+        )
+    ).to_list()
+    if not found:
         return None
+    return view_of(found[0], sorted(found[0]["sources"], key=lambda s: (s["created_at"], s["_id"])))
+
+
+def view_of(doc: Document, sources: list[Document]) -> dict[str, Any]:
+    """A stored report and its sources (in the order to show them) as the API returns it."""
     view: dict[str, Any] = {
         "id": doc["_id"],
         "name": doc["name"],
