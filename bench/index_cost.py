@@ -21,12 +21,13 @@ from typing import Any
 from bson import Int64
 from pymongo import MongoClient
 
+from shared.mongo import SALES_INDEX
 from tests.infra import MongoServer
 
 SHAPES: dict[str, list[tuple[str, int]] | None] = {
     "no secondary index": None,
     "index on source_report_id": [("source_report_id", 1)],
-    "the sales index (source_report_id, status, sub_date)": [("source_report_id", 1), ("status", 1), ("sub_date", 1)],
+    "the sales index (source_report_id, status, row, _id)": [(field, int(order)) for field, order in SALES_INDEX],
 }
 
 

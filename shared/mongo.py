@@ -46,8 +46,14 @@ class Collections:
 COLLECTIONS = Collections()
 
 
-# Dropped by ensure_indexes where an older release created it.
-LEGACY_SALES_INDEX = "report_id_1_status_1"
+# The one secondary index of `sales`, in MongoDB's equality-sort-range order for the sales
+# listing: equality on the source and status, then the listing's default order (row, then _id,
+# which breaks the tie between connector rows, whose row is null). MongoDB then walks a page of
+# rows off the index, either direction, instead of sorting every row of the source for each page.
+SALES_INDEX = [("source_report_id", ASCENDING), ("status", ASCENDING), ("row", ASCENDING), ("_id", ASCENDING)]
+# Dropped by ensure_indexes where an older release created them (the second ended in sub_date,
+# which no query ranges over on its own: a period is action_date, or sub_date without one).
+LEGACY_SALES_INDEXES = ("report_id_1_status_1", "source_report_id_1_status_1_sub_date_1")
 
 
 async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
@@ -74,11 +80,12 @@ async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
     # One secondary index on the hottest collection: every index is paid on every row written
     # (on SecantusDB the second one cost ~25 % of the insert rate). A report's rows are read
     # through its sources (`source_report_id $in`), so a report_id index is not needed.
-    await db[c.sales].create_indexes(
-        [IndexModel([("source_report_id", ASCENDING), ("status", ASCENDING), ("sub_date", ASCENDING)])]
-    )
-    if LEGACY_SALES_INDEX in await db[c.sales].index_information():
-        await db[c.sales].drop_index(LEGACY_SALES_INDEX)
+    # Created before an older one is dropped, so the collection is never without an index.
+    await db[c.sales].create_indexes([IndexModel(SALES_INDEX)])
+    existing = await db[c.sales].index_information()
+    for legacy in LEGACY_SALES_INDEXES:
+        if legacy in existing:
+            await db[c.sales].drop_index(legacy)
     await db[c.connections].create_indexes([IndexModel([("creator_id", ASCENDING)])])
     # The GridFS spec's own indexes: the gateway writes upload chunks itself (bounded buffer),
     # so the driver's lazy index creation on first write never runs.

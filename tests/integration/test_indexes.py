@@ -5,17 +5,24 @@ from __future__ import annotations
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.mongo import COLLECTIONS, LEGACY_SALES_INDEX, Document, ensure_indexes
+from shared.mongo import COLLECTIONS, Document, ensure_indexes
 
 
 async def test_the_sales_collection_keeps_one_secondary_index(db: AsyncDatabase[Document]) -> None:
     sales = db[COLLECTIONS.sales]
-    await sales.create_index([("report_id", ASCENDING), ("status", ASCENDING)])  # as an older release did
+    # as older releases did
+    await sales.create_index([("report_id", ASCENDING), ("status", ASCENDING)])
+    await sales.create_index([("source_report_id", ASCENDING), ("status", ASCENDING), ("sub_date", ASCENDING)])
     await ensure_indexes(db)
     await ensure_indexes(db)  # twice: idempotent
-    names = set(await sales.index_information())
-    assert names == {"_id_", "source_report_id_1_status_1_sub_date_1"}
-    assert LEGACY_SALES_INDEX not in names
+    info = await sales.index_information()
+    assert set(info) == {"_id_", "source_report_id_1_status_1_row_1__id_1"}
+    assert info["source_report_id_1_status_1_row_1__id_1"]["key"] == [
+        ("source_report_id", 1),
+        ("status", 1),
+        ("row", 1),
+        ("_id", 1),
+    ]
 
 
 async def test_upload_chunks_are_unique_per_file_and_position(db: AsyncDatabase[Document]) -> None:
