@@ -148,9 +148,9 @@ class AnalyticsRepository:
         (replicas may recompute one report concurrently; the latest start saw the most rows)."""
         stored = {k: Decimal128(v) if isinstance(v, Decimal) else v for k, v in metrics.items()}
         result = await self.reports.update_one(
-            # "Never computed, or computed from no later a start", without an $or: SecantusDB
-            # answers any query holding one by scanning every report of every user. `$not $gt`
-            # also matches a missing or null computed_from, on MongoDB as on SecantusDB.
+            # "Never computed, or computed from a start no later than this one", without an $or:
+            # SecantusDB answers any query holding one by scanning every report of every user.
+            # `$not $gt` also matches a missing or null computed_from, on MongoDB as on SecantusDB.
             {"_id": report_id, "computed_from": {"$not": {"$gt": started}}},
             {
                 "$set": {
