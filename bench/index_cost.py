@@ -1,13 +1,15 @@
-"""What one secondary index costs SecantusDB's insert_many: the gap between the pipeline's two
-baselines (bare and indexed) isolated, on sale-row-shaped documents.
+"""What the `sales` layout costs SecantusDB's insert_many: one document per row, with and without
+a secondary index, against the rows packed into chunks (`shared.sale_chunks`), the layout in use.
 
     .venv/bin/python -m bench.index_cost [--docs 60000] [--rounds 3]
 
-Starts its own SecantusDB and inserts the same documents (string `_id`s, as ingest writes them)
-in 5 000-document unordered batches into a fresh collection: with no secondary index, with one
-single-field index, and with the `sales` collection's compound index; rounds interleaved, medians
-quoted. To see where the server spends the difference, run py-spy (not in the lock file) on the
-SecantusDB process during the indexed inserts: `py-spy record -p PID -d 10 -f raw -o out.txt`.
+Starts its own SecantusDB and inserts the same sale-row-shaped documents (string `_id`s, as ingest
+writes them) into a fresh collection, 5 000 rows per `insert_many`: one document per row with no
+secondary index (the bare baseline), one per row with one single-field index, one per row with the
+index the row layout had, and packed `CHUNK_ROWS` to a chunk with the `sales` index. Rounds
+interleaved, medians quoted, in rows per second. To see where the server spends the difference,
+run py-spy (not in the lock file) on the SecantusDB process during the indexed inserts:
+`py-spy record -p PID -d 10 -f raw -o out.txt`.
 """
 
 from __future__ import annotations
@@ -21,13 +23,18 @@ from typing import Any
 from bson import Int64
 from pymongo import MongoClient
 
-from shared.mongo import SALES_INDEX
+from shared.sale_chunks import CHUNK_ROWS, SALES_INDEX, ChunkPacker
 from tests.infra import MongoServer
 
-SHAPES: dict[str, list[tuple[str, int]] | None] = {
-    "no secondary index": None,
-    "index on source_report_id": [("source_report_id", 1)],
-    "the sales index (source_report_id, status, row, _id)": [(field, int(order)) for field, order in SALES_INDEX],
+# (secondary index, rows packed into chunks?)
+SHAPES: dict[str, tuple[list[tuple[str, int]] | None, bool]] = {
+    "a document per row, no secondary index": (None, False),
+    "a document per row, index on source_report_id": ([("source_report_id", 1)], False),
+    "a document per row, the row layout's index": (
+        [("source_report_id", 1), ("status", 1), ("row", 1), ("_id", 1)],
+        False,
+    ),
+    f"chunks of {CHUNK_ROWS} rows, the sales index": ([(field, int(order)) for field, order in SALES_INDEX], True),
 }
 
 
@@ -75,20 +82,24 @@ def main() -> None:
     try:
         db = MongoClient(server.url)["bench_index_cost"]
         for i in range(args.rounds):
-            for name, keys in SHAPES.items():
+            for name, (keys, chunked) in SHAPES.items():
                 coll = db["rows"]
                 coll.drop()
                 if keys:
                     coll.create_index(keys)
-                docs = sale_rows(f"src{i}", args.docs)
+                rows = sale_rows(f"src{i}", args.docs)
+                packer = ChunkPacker()
                 started = time.perf_counter()
-                for j in range(0, len(docs), 5_000):
-                    coll.insert_many(docs[j : j + 5_000], ordered=False)
+                for j in range(0, len(rows), 5_000):
+                    batch = rows[j : j + 5_000]
+                    coll.insert_many(packer.add(batch) if chunked else batch, ordered=False)
+                if chunked:
+                    coll.insert_many(packer.flush(), ordered=False)
                 rates[name].append(args.docs / (time.perf_counter() - started))
-        bare = statistics.median(rates["no secondary index"])
+        bare = statistics.median(rates["a document per row, no secondary index"])
         for name, r in rates.items():
             med = statistics.median(r)
-            print(f"{name:<55} {med:8,.0f} docs/s  {med / bare:.2f}×  (rounds: {', '.join(f'{x:,.0f}' for x in r)})")
+            print(f"{name:<50} {med:8,.0f} rows/s  {med / bare:.2f}×  (rounds: {', '.join(f'{x:,.0f}' for x in r)})")
     finally:
         server.remove()
 

@@ -28,6 +28,11 @@ one SecantusDB filled the way a store looks after many uploads.
   `schedule_seconds`, not every tick, which this bench does not count).
 
 Each pair is interleaved `--repeat` times; medians quoted, with the ratio to the query used now.
+
+The refund and listing pairs store one document per sale row, the layout these fixes were made
+on; rows are now packed into chunks (`shared.sale_chunks`), where a synced sale is still a document
+of its own found by `_id`, and a listing still selects the source's rows by the indexed equalities
+before the period applies.
 """
 
 from __future__ import annotations

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.sale_chunks import SALES_INDEX, single
 from shared.settings import Settings
 
 # Documents are dynamic by nature; typed views are built at the edges (schemas, contracts).
@@ -40,20 +41,23 @@ class Collections:
     reference: str = "reference_data"
     # Results of connector commands (check, SweetClub sale/refund add) the gateway waits for.
     connector_commands: str = "connector_commands"
+    # Markers of one-off data migrations, so that start-up does not search for old data each time.
+    migrations: str = "migrations"
     uploads_bucket: str = "uploads"
 
 
 COLLECTIONS = Collections()
 
 
-# The one secondary index of `sales`, in MongoDB's equality-sort-range order for the sales
-# listing: equality on the source and status, then the listing's default order (row, then _id,
-# which breaks the tie between connector rows, whose row is null). MongoDB then walks a page of
-# rows off the index, either direction, instead of sorting every row of the source for each page.
-SALES_INDEX = [("source_report_id", ASCENDING), ("status", ASCENDING), ("row", ASCENDING), ("_id", ASCENDING)]
-# Dropped by ensure_indexes where an older release created them (the second ended in sub_date,
-# which no query ranges over on its own: a period is action_date, or sub_date without one).
-LEGACY_SALES_INDEXES = ("report_id_1_status_1", "source_report_id_1_status_1_sub_date_1")
+# Dropped by ensure_indexes where an older release created them: the first two indexed rows by
+# sub_date, the third indexed one document per row, before rows were packed into chunks.
+LEGACY_SALES_INDEXES = (
+    "report_id_1_status_1",
+    "source_report_id_1_status_1_sub_date_1",
+    "source_report_id_1_status_1_row_1__id_1",
+)
+ROWS_TO_CHUNKS: Final = "sales: one document per row -> chunks"
+MIGRATION_BATCH: Final = 1_000
 
 
 async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
@@ -77,11 +81,11 @@ async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
             IndexModel([("progress.state", ASCENDING)], sparse=True),
         ]
     )
-    # One secondary index on the hottest collection: every index is paid on every row written
-    # (on SecantusDB the second one cost ~25 % of the insert rate). A report's rows are read
-    # through its sources (`source_report_id $in`), so a report_id index is not needed.
-    # Created before an older one is dropped, so the collection is never without an index.
+    # One secondary index on the hottest collection, over chunks of rows (`shared.sale_chunks`).
+    # A report's rows are read through its sources (`source_report_id $in`), so a report_id index
+    # is not needed. Created before an older one is dropped, so the collection is never without one.
     await db[c.sales].create_indexes([IndexModel(SALES_INDEX)])
+    await wrap_row_documents(db)
     existing = await db[c.sales].index_information()
     for legacy in LEGACY_SALES_INDEXES:
         if legacy in existing:
@@ -95,3 +99,19 @@ async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
     await db[f"{c.uploads_bucket}.chunks"].create_indexes(
         [IndexModel([("files_id", ASCENDING), ("n", ASCENDING)], unique=True)]
     )
+
+
+async def wrap_row_documents(db: AsyncDatabase[Document]) -> int:
+    """Rows an older release stored one per document become chunks of one, in place (same `_id`),
+    so that no stored sale goes unread. Runs until a marker says it is done: idempotent and safe
+    for several services starting at once (each replaces a row with the same chunk)."""
+    marker = db[COLLECTIONS.migrations]
+    if await marker.find_one({"_id": ROWS_TO_CHUNKS}) is not None:
+        return 0
+    sales = db[COLLECTIONS.sales]
+    wrapped = 0
+    while batch := await sales.find({"rows": {"$exists": False}}, limit=MIGRATION_BATCH).to_list():
+        await sales.bulk_write([ReplaceOne({"_id": row["_id"]}, single(row)) for row in batch], ordered=False)
+        wrapped += len(batch)
+    await marker.update_one({"_id": ROWS_TO_CHUNKS}, {"$set": {"rows_wrapped": wrapped}}, upsert=True)
+    return wrapped

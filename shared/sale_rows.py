@@ -1,10 +1,12 @@
-"""The stored sale row: one document per row of the `sales` collection, whatever its source.
+"""The stored sale row, whatever its source. Rows are stored packed into chunk documents of the
+`sales` collection (`shared/sale_chunks.py`), each row inside a chunk in exactly this shape.
 
 Every writer (ingest for Excel files and `sale recorded` events, connectors for platform sales)
 produces exactly this shape; analytics aggregates it and the gateway lists it.
 
-    _id               str       "<source_report_id>:<row key>" — deterministic, so a replayed
-                                write is a duplicate-key no-op instead of a second row
+    _id               str       "<source_report_id>:<row key>" — deterministic; a row stored on
+                                its own is the chunk of that `_id`, so a replayed write is a
+                                duplicate-key no-op or a replacement, never a second row
     report_id         str
     source_report_id  str
     channel_id        Int64

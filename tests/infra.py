@@ -13,8 +13,12 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from pymongo import MongoClient
+from pymongo.database import Database
+
+from shared.mongo import COLLECTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 SECANTUS_BIN = ROOT / ".venv-secantus" / "bin" / "secantusd-py"
@@ -208,3 +212,13 @@ def settings_env(settings: object) -> dict[str, str]:
         raw = value.get_secret_value() if hasattr(value, "get_secret_value") else value
         env[f"SALESWIRE_{name.upper()}"] = str(raw)
     return env
+
+
+def stored_rows(db: Database[Any], match: dict[str, Any]) -> list[dict[str, Any]]:
+    """The sale rows `match` selects, unwound from their chunks (`shared.sale_chunks`): filters on
+    the rows' own fields, so any field a row has can be asked about."""
+    return list(
+        db[COLLECTIONS.sales].aggregate(
+            [{"$unwind": "$rows"}, {"$replaceRoot": {"newRoot": "$rows"}}, {"$match": match}]
+        )
+    )

@@ -10,6 +10,7 @@ from bson import Decimal128
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.mongo import COLLECTIONS, Document
+from shared.sale_chunks import rows_pipeline
 from shared.totals import ACTION_STATUSES, REVENUE_STATUSES, Totals, TotalsFold, from_document
 
 # Excel sources end "ingested", connector syncs "success"; either may end "failed".
@@ -29,8 +30,8 @@ def folded_at_ingest(source: Document) -> Totals | None:
     return None
 
 
-def rows_of(source_ids: list[str]) -> dict[str, Any]:
-    """The filter for a report's rows: through its sources, which the sales index leads with."""
+def chunks_of(source_ids: list[str]) -> dict[str, Any]:
+    """The filter for a report's chunks of rows: through its sources, which the sales index leads with."""
     return {"source_report_id": {"$in": source_ids}}
 
 
@@ -67,7 +68,7 @@ def totals_pipeline(source_ids: list[str]) -> list[dict[str, Any]]:
     for status in ACTION_STATUSES:
         for prefix in ("n", "ps", "pn"):
             overall[f"{prefix}_{status}"] = {"$sum": f"${prefix}_{status}"}
-    return [{"$match": rows_of(source_ids)}, {"$group": per_user}, {"$group": overall}]
+    return [*rows_pipeline(chunks_of(source_ids)), {"$group": per_user}, {"$group": overall}]
 
 
 def _decimal(value: Any) -> Decimal:
@@ -76,8 +77,8 @@ def _decimal(value: Any) -> Decimal:
     return Decimal(value or 0)
 
 
-# Rows fetched per round trip by the scan strategy (≈ 0.5 KB each as BSON).
-SCAN_BATCH_ROWS = 5_000
+# Chunks fetched per round trip by the scan strategy (≈ 50 KB each as BSON).
+SCAN_BATCH_CHUNKS = 50
 
 
 class AnalyticsRepository:
@@ -112,9 +113,11 @@ class AnalyticsRepository:
 
     async def scanned_totals(self, source_ids: list[str]) -> Totals:
         fold = TotalsFold()
-        # No projection: SecantusDB serves whole documents faster than projected ones.
-        async for row in self.sales.find(rows_of(source_ids), batch_size=SCAN_BATCH_ROWS):
-            fold.add(row)
+        # Whole chunks, unwound here: SecantusDB serves whole documents faster than projected or
+        # unwound ones.
+        async for chunk in self.sales.find(chunks_of(source_ids), batch_size=SCAN_BATCH_CHUNKS):
+            for row in chunk["rows"]:
+                fold.add(row)
         return fold.result()
 
     async def aggregated_totals(self, source_ids: list[str]) -> Totals:

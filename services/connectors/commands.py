@@ -237,7 +237,9 @@ async def apply_refund(svc: Services, refund: contracts.SweetClubRefundAdd) -> N
     if not rows:
         return
     await sales.update_many(
-        {"_id": {"$in": [r["_id"] for r in rows]}}, {"$set": {"status": "refunded", "extra.platform_status": "0"}}
+        {"_id": {"$in": [r["_id"] for r in rows]}},
+        # A synced sale is a chunk of one (`shared.sale_chunks.single`): the chunk's status and its row's.
+        {"$set": {"status": "refunded", "rows.0.status": "refunded", "rows.0.extra.platform_status": "0"}},
     )
     for row in rows:  # a sale is one row per source report that synced it
         await svc.bus.publish(

@@ -10,6 +10,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from shared.mongo import COLLECTIONS, Document
+from shared.sale_chunks import single
 
 
 def now() -> datetime:
@@ -54,5 +55,9 @@ async def upsert_rows(db: AsyncDatabase[Document], rows: list[dict[str, Any]]) -
     stored rows to their newest state and never adds a second copy."""
     if not rows:
         return 0
-    await db[COLLECTIONS.sales].bulk_write([ReplaceOne({"_id": r["_id"]}, r, upsert=True) for r in rows], ordered=False)
+    # Each synced sale is stored on its own (`shared.sale_chunks.single`): a re-read or a refund
+    # replaces or updates it by `_id`.
+    await db[COLLECTIONS.sales].bulk_write(
+        [ReplaceOne({"_id": r["_id"]}, single(r), upsert=True) for r in rows], ordered=False
+    )
     return len(rows)

@@ -13,6 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.gateway.auth import User
 from shared.mongo import COLLECTIONS, Document
+from shared.sale_chunks import CHUNK_MATCH_FIELDS, chunk_id, page_of, page_seqs, rows_pipeline
 
 METRIC_FIELDS = (
     "profit", "subs", "sales", "leads", "funnel", "avg_sale", "avg_funnel", "avg_lead",
@@ -191,21 +192,29 @@ async def list_sales(
     limit: int,
     offset: int,
 ) -> list[dict[str, Any]]:
+    """One page of the rows `query` selects (it names the source report and the status).
+
+    The default page (row order, no filter on the rows' own fields) is cut from the one or two
+    chunks that hold it, looked up by `_id`. Any other page unwinds the source's chunks of that
+    status: the indexed `$match` picks the chunks, the rows' own filters (a period is an `$or`)
+    apply after the unwind."""
+    chunk_match = {field: value for field, value in query.items() if field in CHUNK_MATCH_FIELDS}
+    row_match = {field: value for field, value in query.items() if field not in chunk_match}
+    if not row_match and order_by in (None, "row") and order_dir == "asc":
+        seqs = page_seqs(offset, limit)
+        ids = [chunk_id(str(query["source_report_id"]), query.get("status"), seq) for seq in seqs]
+        chunks = await db[COLLECTIONS.sales].find({"_id": {"$in": ids}, **chunk_match}).to_list()
+        if any("seq" in chunk for chunk in chunks):
+            return [sale_row_view(row) for row in page_of(chunks, offset, limit)]
+        # No chunk there: past the end, or a source whose rows are stored one by one (a
+        # connector's), or not the caller's; the general path below tells them apart.
     direction = ASCENDING if order_dir == "asc" else DESCENDING
-    sort = [(SALE_ORDER_FIELDS[order_by], direction) if order_by else ("row", direction), ("_id", direction)]
-    sales = db[COLLECTIONS.sales]
-    if "$or" not in query:
-        return [sale_row_view(d) async for d in sales.find(query, sort=sort, skip=offset, limit=limit)]
-    # A period is an $or (action_date, or sub_date when there is none), and SecantusDB answers any
-    # query holding an $or by scanning every row of every user. So the indexed equalities pick the
-    # source's rows first and the period filters those; MongoDB merges the two $match stages into
-    # the query `find` would have run.
-    indexed = {field: value for field, value in query.items() if field != "$or"}
-    pipeline: list[Document] = [{"$match": indexed}, {"$match": {"$or": query["$or"]}}, {"$sort": dict(sort)}]
+    sort = {SALE_ORDER_FIELDS[order_by] if order_by else "row": direction, "_id": direction}
+    pipeline = [*rows_pipeline(chunk_match, row_match), {"$sort": sort}]
     if offset:
         pipeline.append({"$skip": offset})
     pipeline.append({"$limit": limit})
-    return [sale_row_view(d) async for d in await sales.aggregate(pipeline)]
+    return [sale_row_view(d) async for d in await db[COLLECTIONS.sales].aggregate(pipeline)]
 
 
 def sale_row_view(doc: Document) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from services.ingest.repository import IngestRepository, read_spool
 from shared import contracts
 from shared.broker import Bus, PermanentError
 from shared.metrics import FILES_PROCESSED, PARSE_SECONDS, ROWS_INGESTED, ROWS_REJECTED
+from shared.sale_chunks import ChunkPacker
 from shared.settings import Settings
 from shared.totals import TotalsFold
 
@@ -77,13 +78,17 @@ class IngestHandlers:
             await self.repo.accept(command.source_report_id, outcome.rows)
             # The file's totals are folded while the database stores each batch: a report made
             # of this one file then needs no second pass over its rows (analytics takes these).
+            # Rows are stored packed into chunks (`shared.sale_chunks`): a chunk is one document for
+            # the database to write, whatever the number of rows in it.
             fold = TotalsFold()
+            packer = ChunkPacker()
             with spool.open("rb") as handle:
                 for batch in read_spool(handle, self.settings.insert_batch_size):
-                    inserting = asyncio.ensure_future(self.repo.insert_new(batch))
+                    inserting = asyncio.ensure_future(self.repo.insert_new(packer.add(batch)))
                     for row in batch:
                         fold.add(row)
                     await inserting
+                await self.repo.insert_new(packer.flush())
         await self.repo.mark_ingested(command.source_report_id, outcome.rows, fold.result())
         ROWS_INGESTED.labels(source="excel").inc(outcome.rows)
         FILES_PROCESSED.labels(outcome="ok").inc()

@@ -17,6 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from shared.mongo import COLLECTIONS, Document
+from shared.sale_chunks import count_pipeline, single
 from shared.totals import Totals, to_document
 
 log = logging.getLogger(__name__)
@@ -79,13 +80,14 @@ class IngestRepository:
             done["totals"] = to_document(totals)
         await self.sources.update_one({"_id": source_report_id}, {"$set": done})
 
-    async def insert_new(self, docs: Sequence[RawBSONDocument | Document]) -> int:
-        """Inserts rows whose `_id` is deterministic; rows already there (a redelivered command)
-        are skipped by the unique `_id`, so replays store nothing twice. Returns rows inserted."""
-        if not docs:
+    async def insert_new(self, chunks: Sequence[Document]) -> int:
+        """Inserts chunks of rows whose `_id` is deterministic; chunks already there (a redelivered
+        command) are skipped by the unique `_id`, so replays store nothing twice. Returns chunks
+        inserted."""
+        if not chunks:
             return 0
         try:
-            result = await self.sales.insert_many(docs, ordered=False)
+            result = await self.sales.insert_many(chunks, ordered=False)
             return len(result.inserted_ids)
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
@@ -93,16 +95,21 @@ class IngestRepository:
                 raise
             return int(exc.details.get("nInserted", 0))
 
-    async def upsert(self, docs: Sequence[Document]) -> None:
-        """Replaces rows by `_id`: a re-sent sale (same publisher and external id) updates it."""
-        if docs:
-            await self.sales.bulk_write([ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs], ordered=False)
+    async def upsert(self, rows: Sequence[Document]) -> None:
+        """Replaces rows, each stored on its own, by `_id`: a re-sent sale (same publisher and
+        external id) updates it."""
+        if rows:
+            await self.sales.bulk_write(
+                [ReplaceOne({"_id": r["_id"]}, single(r), upsert=True) for r in rows], ordered=False
+            )
 
     async def ensure_source_report(self, doc: Document) -> None:
         await self.sources.update_one({"_id": doc["_id"]}, {"$setOnInsert": doc}, upsert=True)
 
     async def count_rows(self, source_report_id: str) -> int:
-        return await self.sales.count_documents({"source_report_id": source_report_id})
+        cursor = await self.sales.aggregate(count_pipeline({"source_report_id": source_report_id}))
+        counted = await cursor.to_list()
+        return int(counted[0]["rows"]) if counted else 0
 
 
 def read_spool(handle: BinaryIO, batch_size: int) -> Iterator[list[RawBSONDocument]]:

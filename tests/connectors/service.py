@@ -17,6 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.credentials import CredentialsBox
 from shared.mongo import COLLECTIONS, Document
+from shared.sale_chunks import rows_pipeline
 from shared.settings import Settings
 from tests.infra import ServiceProcess, free_port
 
@@ -148,5 +149,6 @@ async def wait_for(
 
 
 async def stored(db: AsyncDatabase[Document], sr_id: str) -> list[tuple[str, str, Decimal]]:
-    rows = await db[COLLECTIONS.sales].find({"source_report_id": sr_id}).to_list(None)
+    cursor = await db[COLLECTIONS.sales].aggregate(rows_pipeline({"source_report_id": sr_id}))
+    rows = await cursor.to_list(None)
     return sorted((r["extra"]["external_id"], r["status"], r["purchase_amount"].to_decimal()) for r in rows)

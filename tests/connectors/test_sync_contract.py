@@ -278,6 +278,7 @@ async def test_sigkill_mid_sync_resumes_without_duplicates_or_gaps(
     doc = await wait_for(db, sr, within=120)
     assert doc["progress"]["state"] == "done", doc
     assert await stored(db, sr) == expected
+    # Each synced sale is a chunk of one, never a second copy.
     assert await db[COLLECTIONS.sales].count_documents({"source_report_id": sr}) == len(expected)
     lease = await db[COLLECTIONS.leases].find_one({"_id": f"connection:{conn}"})
     assert lease is None  # released after the run

@@ -11,6 +11,7 @@ from bson import Decimal128, Int64
 
 from services.analytics.metrics import compute_metrics
 from services.analytics.repository import AnalyticsRepository
+from shared.sale_chunks import pack
 from shared.totals import to_document, totals_from_rows
 
 
@@ -62,8 +63,8 @@ def random_rows(report_id: str, n: int, seed: int) -> list[dict]:
 @pytest.mark.parametrize("strategy", ["aggregate", "scan"])
 async def test_totals_match_the_reference(db, strategy: str) -> None:
     rows = random_rows("r1", 3000, seed=7)
-    await db.sales.insert_many(rows)
-    await db.sales.insert_many(random_rows("other", 200, seed=8))  # must not leak into r1
+    await db.sales.insert_many(pack(rows))
+    await db.sales.insert_many(pack(random_rows("other", 200, seed=8)))  # must not leak into r1
     # A report's rows are found through its sources.
     await db.source_reports.insert_many(
         [{"_id": f"{r}-{kind}", "report_id": r} for r in ("r1", "other") for kind in ("excel", "ofd", "eduzz")]
@@ -85,7 +86,7 @@ async def test_empty_report_totals_are_zero(db, strategy: str) -> None:
 @pytest.mark.parametrize("strategy", ["aggregate", "scan"])
 async def test_a_report_of_one_ingested_file_takes_the_totals_ingest_folded(db, strategy: str) -> None:
     rows = random_rows("r1", 500, seed=9)[:-2]  # the Excel rows only
-    await db.sales.insert_many(rows)
+    await db.sales.insert_many(pack(rows))
     folded = totals_from_rows(rows)
     await db.source_reports.insert_one(
         {"_id": "r1-excel", "report_id": "r1", "kind": "excel", "status": "ingested", "totals": to_document(folded)}
@@ -102,7 +103,7 @@ async def test_a_report_of_one_ingested_file_takes_the_totals_ingest_folded(db, 
 
 async def test_a_file_still_being_stored_is_scanned(db) -> None:
     rows = random_rows("r1", 300, seed=10)[:-2]
-    await db.sales.insert_many(rows)
+    await db.sales.insert_many(pack(rows))
     stale = to_document(totals_from_rows(rows[:10]))
     await db.source_reports.insert_one(
         {"_id": "r1-excel", "report_id": "r1", "kind": "excel", "status": "storing", "totals": stale}

@@ -21,6 +21,7 @@ from services.gateway.coalesce import ReadCoalescer
 from services.gateway.export import CSV_SOURCE_COLUMNS, SALE_COLUMNS, SUMMARY_SHEET
 from services.gateway.routes import exports
 from shared.mongo import COLLECTIONS, Document
+from shared.sale_chunks import pack
 
 CHANNEL = -1001234567890
 T0 = datetime(2024, 1, 1, 10, 0, tzinfo=UTC)
@@ -50,7 +51,7 @@ async def seed_report(db: AsyncDatabase[Document], creator_id: int, report_id: s
             "created_at": T0 + timedelta(seconds=n),
         })  # fmt: skip
         # Inserted in reverse: the export must order by Excel row.
-        await db[COLLECTIONS.sales].insert_many([
+        await db[COLLECTIONS.sales].insert_many(pack([
             {
                 "_id": f"{sid}:{row}", "report_id": report_id, "source_report_id": sid, "channel_id": Int64(CHANNEL),
                 "creator_id": creator_id, "source": "excel", "row": row, "user_id": Int64(1_000 * (n + 1) + row),
@@ -60,7 +61,7 @@ async def seed_report(db: AsyncDatabase[Document], creator_id: int, report_id: s
                 "extra": {"big": "x" * 100},
             }
             for row in range(rows + 1, 1, -1)
-        ])  # fmt: skip
+        ]))  # fmt: skip
 
 
 async def test_template_needs_a_token_and_is_a_workbook(client: httpx.AsyncClient, db) -> None:

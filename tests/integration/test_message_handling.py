@@ -17,6 +17,7 @@ from services.analytics.handlers import AnalyticsHandlers
 from services.analytics.repository import AnalyticsRepository
 from shared import contracts, topology
 from shared.broker import REASON_HEADER, Bus, declare_topology, make_broker
+from shared.sale_chunks import pack, single
 from tests.infra import ServiceProcess, free_port, settings_env
 
 
@@ -105,11 +106,11 @@ async def test_recompute_is_idempotent_and_ignores_unknown_reports(settings, db)
         }
     )
     await db.source_reports.insert_one({"_id": "s", "report_id": "r", "status": "ingested", "created_at": now})
-    await db.sales.insert_many([
+    await db.sales.insert_many(pack([
         {"_id": "s:2", "report_id": "r", "source_report_id": "s", "source": "excel", "user_id": Int64(1), "status": "sale",
          "purchase_amount": Decimal128("150.00"), "action_period_ms": Int64(86_400_000)},
         {"_id": "s:3", "report_id": "r", "source_report_id": "s", "source": "excel", "user_id": Int64(2), "status": None},
-    ])  # fmt: skip
+    ]))  # fmt: skip
     broker = make_broker(settings, registry=_registry())
     async with broker:
         await broker.connect()
@@ -138,14 +139,16 @@ async def test_events_already_covered_by_a_later_recompute_are_skipped(db, setti
     )  # fmt: skip
     await db.source_reports.insert_one({"_id": "s", "report_id": "r", "status": "ingested", "created_at": now})
     await db.sales.insert_one(
-        {
-            "_id": "s:2",
-            "report_id": "r",
-            "source_report_id": "s",
-            "source": "excel",
-            "user_id": Int64(1),
-            "status": "sale",
-        }
+        single(
+            {
+                "_id": "s:2",
+                "report_id": "r",
+                "source_report_id": "s",
+                "source": "excel",
+                "user_id": Int64(1),
+                "status": "sale",
+            }
+        )
     )
     broker = make_broker(settings, registry=_registry())
     async with broker:
@@ -155,14 +158,16 @@ async def test_events_already_covered_by_a_later_recompute_are_skipped(db, setti
         await handlers.sales_ingested(contracts.SalesIngested(report_id="r", source_report_id="s", rows=1))
         first = await db.reports.find_one({"_id": "r"})
         await db.sales.insert_one(
-            {
-                "_id": "s:3",
-                "report_id": "r",
-                "source_report_id": "s",
-                "source": "excel",
-                "user_id": Int64(2),
-                "status": "sale",
-            }
+            single(
+                {
+                    "_id": "s:3",
+                    "report_id": "r",
+                    "source_report_id": "s",
+                    "source": "excel",
+                    "user_id": Int64(2),
+                    "status": "sale",
+                }
+            )
         )
         stale = contracts.SalesIngested(
             report_id="r", source_report_id="s", rows=1, occurred_at=now - timedelta(minutes=5)

@@ -12,6 +12,7 @@ from services.connectors.sync import Services
 from shared import contracts
 from shared.broker import Bus
 from shared.mongo import COLLECTIONS, Document
+from shared.sale_chunks import pack, rows_pipeline, single
 from shared.settings import Settings
 
 
@@ -49,11 +50,16 @@ async def test_a_refund_marks_the_sale_in_every_source_of_its_connection_and_not
     )
     await db[COLLECTIONS.sales].insert_many(
         [
-            sale_row("a1", "rA", "77", "connA"),
-            sale_row("a2", "rB", "77", "connA"),
-            sale_row("a1", "rA", "78", "connA"),  # another sale of the same connection
-            sale_row("b1", "rA", "77", "connB"),  # same platform id, another connection (account)
-            sale_row("x1", "rA", "77", None),  # an Excel row whose row key happens to match
+            *map(
+                single,
+                [
+                    sale_row("a1", "rA", "77", "connA"),
+                    sale_row("a2", "rB", "77", "connA"),
+                    sale_row("a1", "rA", "78", "connA"),  # another sale of the same connection
+                    sale_row("b1", "rA", "77", "connB"),  # same platform id, another connection (account)
+                ],
+            ),
+            *pack([sale_row("x1", "rA", "77", None)]),  # an Excel row whose row key happens to match
         ]
     )
     bus = RecordingBus()
@@ -64,10 +70,13 @@ async def test_a_refund_marks_the_sale_in_every_source_of_its_connection_and_not
 
     await apply_refund(svc, refund)
 
-    statuses = {d["_id"]: d["status"] async for d in db[COLLECTIONS.sales].find({}, projection={"status": 1})}
+    sales = db[COLLECTIONS.sales]
+    statuses = {d["_id"]: d["status"] async for d in await sales.aggregate(rows_pipeline({}))}
     assert statuses == {"a1:77": "refunded", "a2:77": "refunded", "a1:78": "sale", "b1:77": "sale", "x1:77": "sale"}
-    marked = await db[COLLECTIONS.sales].find_one({"_id": "a1:77"})
-    assert marked is not None and marked["extra"]["platform_status"] == "0"
+    # The chunk's own status, which the sales index and listing select by, changes with its row's.
+    assert all(chunk["status"] == chunk["rows"][0]["status"] for chunk in await sales.find({}).to_list())
+    marked = await sales.find_one({"_id": "a1:77"})
+    assert marked is not None and marked["rows"][0]["extra"]["platform_status"] == "0"
     recomputes = {
         (m.report_id, m.source_report_id, m.rows) for m in bus.published if isinstance(m, contracts.SalesIngested)
     }
@@ -83,7 +92,7 @@ async def test_a_refund_of_a_sale_never_synced_changes_nothing(db: AsyncDatabase
     await db[COLLECTIONS.source_reports].insert_one(
         {"_id": "a1", "report_id": "rA", "kind": "connector", "connection_id": "connA"}
     )
-    await db[COLLECTIONS.sales].insert_one(sale_row("a1", "rA", "77", "connA"))
+    await db[COLLECTIONS.sales].insert_one(single(sale_row("a1", "rA", "77", "connA")))
     bus = RecordingBus()
     svc = Services(db=db, bus=bus, settings=settings, cfg=ConnectorSettings())
     refund = contracts.SweetClubRefundAdd(

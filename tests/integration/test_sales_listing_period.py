@@ -14,6 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.gateway import reports
 from services.gateway.auth import User
 from shared.mongo import COLLECTIONS, Document, ensure_indexes
+from shared.sale_chunks import pack, single
 
 CHANNEL = -1001
 DAY0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -49,10 +50,10 @@ async def rows(db: AsyncDatabase[Document]) -> list[Document]:
     mine = [row(n) for n in range(30)]
     await db[COLLECTIONS.sales].insert_many(
         [
-            *mine,
-            *(row(n, status="lead") | {"_id": f"l:{n}"} for n in range(30)),
-            *(row(n, source="other") for n in range(30)),
-            *(row(n, source="s", creator=2) | {"_id": f"m:{n}"} for n in range(30)),
+            *pack([*mine, *(row(n, status="lead") | {"_id": f"l:{n}"} for n in range(30))], chunk_rows=7),
+            *pack([row(n, source="other") for n in range(30)]),
+            # Someone else's rows under the same source id: chunks of one, which ids cannot collide.
+            *(single(row(n, source="s", creator=2) | {"_id": f"m:{n}"}) for n in range(30)),
         ]
     )
     return mine

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import Stack
-from tests.infra import MongoServer
+from tests.infra import MongoServer, stored_rows
 from tests.reliability.campaign import (
     HEADERS,
     campaign_xlsx,
@@ -99,8 +99,9 @@ def test_sigkill_mid_message_loses_and_duplicates_nothing(stack: Stack) -> None:
             elapsed = time.monotonic() - started
             assert report.get("status") == "success", report
             assert metrics_of(report) == reference_metrics(rows, budget)
-            assert db.sales.count_documents({"report_id": report_id}) == len(rows)
-            assert len(db.sales.distinct("row", {"report_id": report_id})) == len(rows)
+            stored = stored_rows(db, {"report_id": report_id})
+            assert len(stored) == len(rows)
+            assert len({r["row"] for r in stored}) == len(rows)
             [source] = report["source_reports"]
             assert source["rows"] == len(rows)
             figures.append(

@@ -18,7 +18,7 @@ import anyio.to_thread
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from fastapi.responses import Response, StreamingResponse
 from pymongo import ASCENDING
-from pymongo.asynchronous.cursor import AsyncCursor
+from pymongo.asynchronous.command_cursor import AsyncCommandCursor
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.gateway.auth import User
@@ -34,6 +34,7 @@ from services.gateway.reports import report_view
 from services.gateway.schemas import COMMON_RESPONSES, ErrorSchema
 from services.gateway.template import build_template_workbook
 from shared.mongo import COLLECTIONS, Document
+from shared.sale_chunks import rows_pipeline
 
 router = APIRouter(prefix="/sales", tags=["exports"], responses=COMMON_RESPONSES)
 
@@ -118,7 +119,7 @@ async def export_report(
             media_type=CSV_MEDIA_TYPE,
             headers={"Content-Disposition": attachment(export_filename(report, "csv"))},
         )
-    cursors = [_sales_cursor(db, user, str(src["id"])) for src in sources]
+    cursors = [await _sales_cursor(db, user, str(src["id"])) for src in sources]
     try:
         # The workbook is built in a worker thread (openpyxl is CPU-bound); its row iterables pull
         # batches from the async cursors back on the event loop, so rows are never all in memory.
@@ -137,17 +138,19 @@ async def export_report(
     )
 
 
-def _sales_cursor(db: AsyncDatabase[Document], user: User, source_report_id: str) -> AsyncCursor[Document]:
-    # creator_id repeats the ownership check at the row level: rows are only ever the caller's.
-    return db[COLLECTIONS.sales].find(
-        {"source_report_id": source_report_id, "creator_id": user.id},
-        projection=_SALE_PROJECTION,
-        sort=[("row", ASCENDING), ("_id", ASCENDING)],
-        batch_size=BATCH_ROWS,
-    )
+async def _sales_cursor(db: AsyncDatabase[Document], user: User, source_report_id: str) -> AsyncCommandCursor[Document]:
+    # creator_id repeats the ownership check at the chunk level: rows are only ever the caller's.
+    # The rows of a source come in status chunks, so the file's order is restored by a sort, run
+    # on disk by MongoDB when it outgrows memory; the projection first keeps what it sorts small.
+    pipeline = [
+        *rows_pipeline({"source_report_id": source_report_id, "creator_id": user.id}),
+        {"$project": _SALE_PROJECTION},
+        {"$sort": {"row": ASCENDING, "_id": ASCENDING}},
+    ]
+    return await db[COLLECTIONS.sales].aggregate(pipeline, allowDiskUse=True, batchSize=BATCH_ROWS)
 
 
-def _rows_from_loop(cursor: AsyncCursor[Document]) -> Iterator[Document]:
+def _rows_from_loop(cursor: AsyncCommandCursor[Document]) -> Iterator[Document]:
     """Iterate an async cursor from a worker thread started by anyio.to_thread."""
     while True:
         batch = anyio.from_thread.run(cursor.to_list, BATCH_ROWS)
@@ -163,7 +166,7 @@ async def _csv_chunks(
     size = len(parts[0])
     for source in sources:
         prefix = source_prefix(source)
-        cursor = _sales_cursor(db, user, str(source["id"]))
+        cursor = await _sales_cursor(db, user, str(source["id"]))
         try:
             while batch := await cursor.to_list(BATCH_ROWS):
                 for line in sales_csv_lines(batch, prefix):
