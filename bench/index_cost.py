@@ -92,9 +92,10 @@ def main() -> None:
                 started = time.perf_counter()
                 for j in range(0, len(rows), 5_000):
                     batch = rows[j : j + 5_000]
-                    coll.insert_many(packer.add(batch) if chunked else batch, ordered=False)
-                if chunked:
-                    coll.insert_many(packer.flush(), ordered=False)
+                    if docs := packer.add(batch) if chunked else batch:
+                        coll.insert_many(docs, ordered=False)
+                if rest := packer.flush():
+                    coll.insert_many(rest, ordered=False)
                 rates[name].append(args.docs / (time.perf_counter() - started))
         bare = statistics.median(rates["a document per row, no secondary index"])
         for name, r in rates.items():
