@@ -19,6 +19,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from shared.mongo import COLLECTIONS
+from shared.sale_chunks import rows_pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 SECANTUS_BIN = ROOT / ".venv-secantus" / "bin" / "secantusd-py"
@@ -217,8 +218,4 @@ def settings_env(settings: object) -> dict[str, str]:
 def stored_rows(db: Database[Any], match: dict[str, Any]) -> list[dict[str, Any]]:
     """The sale rows `match` selects, unwound from their chunks (`shared.sale_chunks`): filters on
     the rows' own fields, so any field a row has can be asked about."""
-    return list(
-        db[COLLECTIONS.sales].aggregate(
-            [{"$unwind": "$rows"}, {"$replaceRoot": {"newRoot": "$rows"}}, {"$match": match}]
-        )
-    )
+    return list(db[COLLECTIONS.sales].aggregate(rows_pipeline({}, match)))
