@@ -57,6 +57,8 @@ class UploadExcel(Message):
     creator_id: int
     channel_id: ChannelId
     timezone: str = "UTC"
+    # The report's currency (ISO 4217): the currency of amounts that name none of their own.
+    currency: str = "RUB"
 
 
 class SyncConnection(Message):

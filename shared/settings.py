@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     validation_wait_seconds: float = 600.0
     max_listed_errors: int = 100
     timezone: str = "UTC"
+    # Currency of a report whose creator names none (ISO 4217, SPEC §4.1): its budget's currency.
+    report_currency: str = "RUB"
 
     # --- Excel parsing limits (the parser runs in a child process under these caps) -------
     parse_timeout_seconds: float = 900.0
