@@ -61,6 +61,17 @@ class UploadExcel(Message):
     currency: str = "RUB"
 
 
+class RecomputeReport(Message):
+    """Gateway → analytics: the report's exchange rates or link costs changed (already saved on the
+    report, with `inputs_version` incremented); recompute it from its stored totals, without
+    reading its rows again, and save the figures with `applied_inputs_version`."""
+
+    kind: Literal["recompute_report"] = "recompute_report"
+    report_id: str
+    reason: Literal["exchange_rates", "link_costs"]
+    inputs_version: int = Field(ge=0)
+
+
 class SyncConnection(Message):
     """Gateway or scheduler → connectors: pull sales of one connection into one source report."""
 
