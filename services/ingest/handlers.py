@@ -57,6 +57,7 @@ class IngestHandlers:
                     channel_id=command.channel_id,
                     creator_id=command.creator_id,
                     timezone=command.timezone,
+                    currency=command.currency,
                 ),
                 ParseLimits.from_settings(self.settings),
             )
@@ -140,7 +141,8 @@ class IngestHandlers:
                 "created_at": event.occurred_at,
             }
         )
-        await self.repo.upsert([row_for(event, sale, creator_id) for sale in event.sales])
+        currency = str(report.get("currency") or self.settings.report_currency)
+        await self.repo.upsert([row_for(event, sale, creator_id, currency) for sale in event.sales])
         rows = await self.repo.count_rows(source_report_id)
         await self.repo.mark_ingested(source_report_id, rows)
         ROWS_INGESTED.labels(source="event").inc(len(event.sales))
