@@ -81,7 +81,8 @@ class IngestHandlers:
             # of this one file then needs no second pass over its rows (analytics takes these).
             # Rows are stored packed into chunks (`shared.sale_chunks`): a chunk is one document for
             # the database to write, whatever the number of rows in it.
-            fold = TotalsFold()
+            # The file is the first source of a report made of it alone: file order is its rows'.
+            fold = TotalsFold(command.currency, {command.source_report_id: 0})
             packer = ChunkPacker()
             with spool.open("rb") as handle:
                 for batch in read_spool(handle, self.settings.insert_batch_size):
