@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
@@ -24,7 +24,7 @@ from services.gateway.auth import User
 from shared import contracts
 from shared.broker import Bus
 from shared.currency import DEFAULT_CURRENCY, CurrencyInvalid, normalise_currency, parse_rates
-from shared.links_answer import LINKS_JSON_FIELD, encode_links
+from shared.links_answer import LINKS_ANSWER_COLLECTION, LINKS_JSON_FIELD, encode_links
 from shared.mongo import COLLECTIONS, Document
 
 Reason = Literal["exchange_rates", "link_costs"]
@@ -134,16 +134,25 @@ async def replace_inputs(
     return Saved(version, published=True)
 
 
+async def report_applied(db: AsyncDatabase[Document], report_id: str, version: int) -> bool:
+    """Whether the report's saved figures use inputs of at least `version`."""
+    doc = await db[COLLECTIONS.reports].find_one({"_id": report_id}, projection={"applied_inputs_version": 1})
+    applied = (doc or {}).get("applied_inputs_version")
+    return isinstance(applied, int) and applied >= version
+
+
 async def await_applied(
-    db: AsyncDatabase[Document], collection: str, report_id: str, version: int, wait_seconds: float
+    db: AsyncDatabase[Document],
+    applied: Callable[[AsyncDatabase[Document], str, int], Awaitable[bool]],
+    report_id: str,
+    version: int,
+    wait_seconds: float,
 ) -> bool:
-    """Polls one document until its `applied_inputs_version` reaches `version`; False on timeout."""
+    """Polls `applied` (report_applied or links_applied) until it holds; False on timeout."""
     deadline = time.monotonic() + wait_seconds
     delay = 0.02
     while True:
-        doc = await db[collection].find_one({"_id": report_id}, projection={"applied_inputs_version": 1})
-        applied = (doc or {}).get("applied_inputs_version")
-        if isinstance(applied, int) and applied >= version:
+        if await applied(db, report_id, version):
             return True
         if time.monotonic() >= deadline:
             return False
@@ -155,11 +164,15 @@ async def links_json(db: AsyncDatabase[Document], user: User, report_id: str) ->
     """The links answer of the caller's report as JSON bytes; `[]` while the report has never been
     computed; None when the report is missing or someone else's.
 
-    One read: the bytes analytics keeps beside the entries (`shared.links_answer`). The entries are
-    read and encoded here only for a table saved without them; the report itself only when there
-    is no table at all (to tell "not computed yet" from "not yours")."""
-    links = db[COLLECTIONS.report_links]
+    One read: the answer's bytes in their own document (`shared.links_answer`). A report without
+    one (a table saved before it existed) is answered from `report_links` — its kept bytes, or its
+    entries encoded here — and the report itself is read only when there is no table at all, to
+    tell "not computed yet" from "not yours"."""
     owned = {"_id": report_id, "creator_id": user.id}
+    answer = await db[LINKS_ANSWER_COLLECTION].find_one(owned, projection={LINKS_JSON_FIELD: 1})
+    if answer is not None and isinstance(answer.get(LINKS_JSON_FIELD), bytes):
+        return bytes(answer[LINKS_JSON_FIELD])
+    links = db[COLLECTIONS.report_links]
     doc = await links.find_one(owned, projection={LINKS_JSON_FIELD: 1})
     if doc is not None:
         kept = doc.get(LINKS_JSON_FIELD)
@@ -170,3 +183,13 @@ async def links_json(db: AsyncDatabase[Document], user: User, report_id: str) ->
         return encode_links(entries)
     report = await db[COLLECTIONS.reports].find_one(owned, projection={"_id": 1})
     return None if report is None else b"[]"
+
+
+async def links_applied(db: AsyncDatabase[Document], report_id: str, version: int) -> bool:
+    """Whether the links the endpoint answers use inputs of at least `version`."""
+    for collection in (LINKS_ANSWER_COLLECTION, COLLECTIONS.report_links):
+        doc = await db[collection].find_one({"_id": report_id}, projection={"applied_inputs_version": 1})
+        if doc is not None:
+            applied = doc.get("applied_inputs_version")
+            return isinstance(applied, int) and applied >= version
+    return False

@@ -19,7 +19,6 @@ from services.gateway.schemas import (
     RecomputePendingSchema,
     ReportSchema,
 )
-from shared.mongo import COLLECTIONS
 
 router = APIRouter(prefix="/sales/analytic/report", tags=["reports"], responses=COMMON_RESPONSES)
 
@@ -75,7 +74,7 @@ async def put_exchange_rates(
     if not saved.published:
         raise _not_published("exchange rates")
     applied = await inputs.await_applied(
-        db, COLLECTIONS.reports, report_id, saved.inputs_version, settings.recompute_wait_seconds
+        db, inputs.report_applied, report_id, saved.inputs_version, settings.recompute_wait_seconds
     )
     if not applied:
         return _pending(report_id, saved.inputs_version, "exchange rates")
@@ -124,7 +123,7 @@ async def put_link_costs(
     if not saved.published:
         raise _not_published("link costs")
     applied = await inputs.await_applied(
-        db, COLLECTIONS.report_links, report_id, saved.inputs_version, settings.recompute_wait_seconds
+        db, inputs.links_applied, report_id, saved.inputs_version, settings.recompute_wait_seconds
     )
     if not applied:
         return _pending(report_id, saved.inputs_version, "link costs")
