@@ -94,19 +94,22 @@ class AnalyticsHandlers:
             return
         await self.recompute_from_rows(report, event.correlation_id)
 
-    async def recompute_from_rows(self, report: Document, correlation_id: str) -> None:
+    async def recompute_from_rows(self, report: Document, correlation_id: str, *, settle: bool = True) -> None:
+        """`settle`: the report's status follows its sources (a row change); a change of inputs
+        alone (`settle=False`) leaves the status as it is."""
         report_id = str(report["_id"])
         started_at = datetime.now(UTC)
         started = time.perf_counter()
         totals = await self.repo.totals(report_id, self.inputs(report).currency)
         settled = await self.repo.sources_settled(report_id)
-        status = "success" if settled else "processing"
+        status = ("success" if settled else "processing") if settle else None
         elapsed = time.perf_counter() - started
         saved = await self.save(report, totals, computed_from=started_at, status=status, seconds=round(elapsed, 3))
         REPORT_RECOMPUTE_SECONDS.observe(elapsed)
         log.info("report recomputed", extra={"report_id": report_id, "seconds": round(elapsed, 3), "saved": saved})
-        if settled and saved:
-            REPORTS_FINISHED.labels(status="success").inc()
+        if saved and (settled if settle else report.get("status") == "success"):
+            if settle:
+                REPORTS_FINISHED.labels(status="success").inc()
             await self.bus.publish(contracts.ReportUpdated(correlation_id=correlation_id, report_id=report_id))
 
     async def recompute_report(self, command: contracts.RecomputeReport) -> None:
@@ -120,7 +123,7 @@ class AnalyticsHandlers:
         stored = report.get("totals")
         computed_from = _computed_from(report)
         if not is_current_document(stored) or computed_from is None:
-            await self.recompute_from_rows(report, command.correlation_id)
+            await self.recompute_from_rows(report, command.correlation_id, settle=False)
             return
         if (
             int(report.get("applied_inputs_version") or 0) >= inputs.version

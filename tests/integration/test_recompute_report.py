@@ -215,3 +215,22 @@ async def test_a_recompute_from_new_inputs_that_saves_last_keeps_the_newest_rows
     assert (report["subs"], report["applied_inputs_version"], money(report["profit"])) == (4, version, "294.40")
     links = await db[COLLECTIONS.report_links].find_one({"_id": "r"})
     assert links is not None and sum(entry["subs"] for entry in links["links"]) == 4
+
+
+async def test_new_inputs_on_a_report_never_computed_compute_it_from_rows_and_keep_its_status(
+    settings: Settings, db: AsyncDatabase[Document]
+) -> None:
+    await make_report(db, ROWS)
+    version = await set_inputs(db, exchange_rates={"BRL": Decimal128("16.20")})
+    broker = make_broker(settings, registry=CollectorRegistry())
+    async with broker:
+        await broker.connect()
+        await declare_topology(broker, settings)
+        handlers = AnalyticsHandlers(AnalyticsRepository(db, "scan"), Bus(broker, settings))
+        await handlers.recompute_report(
+            contracts.RecomputeReport(report_id="r", reason="exchange_rates", inputs_version=version)
+        )
+    report = await db[COLLECTIONS.reports].find_one({"_id": "r"})
+    assert report is not None
+    assert (report["status"], report["applied_inputs_version"], money(report["profit"])) == ("processing", 1, "262.00")
+    assert report["totals"]["version"] == 2  # what the next change of inputs recomputes from
