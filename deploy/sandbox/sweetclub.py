@@ -472,7 +472,13 @@ def create_app(size: int | None = None, seed: int | None = None, session_ttl: fl
     def truth() -> dict[str, Any]:
         return {
             "sales": [
-                {"id": str(s.id), "status": s.status, "total": str(s.total), "date_added": s.date_added.strftime(FMT)}
+                {
+                    "id": str(s.id),
+                    "status": s.status,
+                    "total": str(s.total),
+                    "date_added": s.date_added.strftime(FMT),
+                    "internal_order": s.internal_order,
+                }
                 for s in store.sales
             ]
         }
