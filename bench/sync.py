@@ -211,6 +211,9 @@ class Run:
                 phase.seconds_enriched = now if first else quiet_since - started
             if phase.seconds_final is not None and phase.seconds_enriched is not None:
                 return phase
+            if source["status"] == "failed" and time.monotonic() - quiet_since > 3:
+                phase.note = f"sync failed: {source.get('error_message')}; report {self.report().get('sales')} sales"
+                return phase
             if now > self.cap:
                 rate = detailed / now if now else 0
                 left = (want.details - detailed) / rate if rate else math.inf
