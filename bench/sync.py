@@ -19,7 +19,11 @@ size and timeouts) on the local RabbitMQ under a throw-away namespace, and the t
 
 A phase that does not finish within `--cap-minutes` is reported with what it reached (and the
 projection at its rate); the re-polls of a platform whose enrichment did not end are skipped,
-since they would overlap it. The machine's load average is printed beside the figures.
+since they would overlap it. At the default 10 requests/s, 50 000 details take ≈ 83 minutes:
+`--first-sync-rate R` gives the first sync's connection a budget of R requests/s so that its
+enrichment ends within the run, then sets the connection back to the defaults (no options)
+before the re-polls, which are then measured at default settings. The machine's load average is
+printed beside the figures.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -162,12 +167,18 @@ class Run:
     def stats(self) -> dict[str, Any]:
         return self.sandbox.control(self.kind, "stats", method="GET")  # type: ignore[no-any-return]
 
-    def connect(self) -> None:
+    def set_options(self, options: dict[str, Any]) -> None:
+        answer = httpx.patch(
+            f"{self.base}/connections/{self.conn_id}", headers=self.h, json={"options": options}, timeout=30
+        )
+        assert answer.status_code == 200, answer.text
+
+    def connect(self, options: dict[str, Any]) -> None:
         campaign = upload(self.stack, USER, workbook_bytes(RU_HEADERS, CAMPAIGN_ROWS), name=f"bench-{self.kind}")
         self.report_id = wait_report(self.stack, USER, campaign.json()["report_id"])["id"]
         conn = httpx.post(f"{self.base}/connections", headers=self.h, timeout=30, json={
             "kind": self.kind, "channel_id": CHANNEL, "base_url": self.sandbox.url(self.kind),
-            "credentials": CREDENTIALS[self.kind], "poll_interval_seconds": 0}).json()  # fmt: skip
+            "credentials": CREDENTIALS[self.kind], "poll_interval_seconds": 0, "options": options}).json()  # fmt: skip
         self.conn_id = conn["id"]
         period = {"report_id": self.report_id, "period_start": "2024-01-01", "period_end": "2024-12-31"}
         self.source_id = httpx.post(
@@ -215,11 +226,12 @@ class Run:
                 phase.note = f"sync failed: {source.get('error_message')}; report {self.report().get('sales')} sales"
                 return phase
             if now > self.cap:
+                needed = want.details if first else phase.minimum_detail
                 rate = detailed / now if now else 0
-                left = (want.details - detailed) / rate if rate else math.inf
+                projected = f"projected at {now + (needed - detailed) / rate:.0f}s" if rate else "not moving"
                 phase.note = (
-                    f"cap {self.cap:.0f}s reached: source {source['status']}, {detailed}/{want.details} details "
-                    f"at {rate:.1f}/s (enrichment projected at {now + left:.0f}s); report "
+                    f"cap {self.cap:.0f}s reached: source {source['status']}, {detailed}/{needed} details "
+                    f"at {rate:.1f}/s (enrichment {projected}); report "
                     f"{'final' if phase.seconds_final is not None else 'not final'}"
                 )
                 return phase
@@ -238,19 +250,32 @@ def bench_platform(stack: Any, sandbox: Sandbox, kind: str, args: argparse.Names
     want = expected_of(kind, truth)
     items = len(truth["days"]) if kind == "ofd" else len(truth["sales"])
     run = Run(stack, sandbox, kind, args.cap_minutes * 60)
-    run.connect()
+    rate = args.first_sync_rate
+    run.connect({"rate_per_second": rate, "burst": max(10, int(rate) // 10)} if rate else {})
     pages = math.ceil(items / MAX_PAGE[kind])
-    first = run.measure(Phase("first sync", minimum_listing=pages, minimum_detail=want.details), want, first=True)
+    name = f"first sync{f' at {rate:g}/s' if rate else ''}"
+    first = run.measure(Phase(name, minimum_listing=pages, minimum_detail=want.details), want, first=True)
     phases = [first]
     if first.seconds_enriched is None or first.seconds_final is None:
         return phases
+    if rate:
+        run.set_options({})  # the re-polls at default settings
     phases.append(run.measure(Phase("unchanged re-poll", minimum_listing=pages), want, first=False))
-    changed = sandbox.control(kind, "change", {"count": args.changed, "seed": 5})
+    # Changed within the last week of the data: what a 7-day lookback (the default) is there to see.
+    changed = sandbox.control(kind, "change", {"count": args.changed, "seed": 5, "since": last_week(kind, truth)})
     want = expected_of(kind, sandbox.control(kind, "truth", method="GET"))
     extra = changed["changed"] if kind != "ofd" else 0
     phase = Phase(f"re-poll after {changed['changed']} changed", minimum_listing=pages, minimum_detail=extra)
     phases.append(run.measure(phase, want, first=False))
     return phases
+
+
+def last_week(kind: str, truth: Any) -> str:
+    if kind == "ofd":
+        last = max(truth["days"])
+    else:
+        last = max(s["date_added" if kind == "sweetclub" else "created_at"] for s in truth["sales"])[:10]
+    return (date.fromisoformat(last) - timedelta(days=6)).isoformat()
 
 
 def fmt(seconds: float | None) -> str:
@@ -264,6 +289,7 @@ def main() -> None:
     parser.add_argument("--changed", type=int, default=100)
     parser.add_argument("--cap-minutes", type=float, default=20)
     parser.add_argument("--span-days", type=int, default=30)
+    parser.add_argument("--first-sync-rate", type=float, default=0, help="requests/s for the first sync only")
     args = parser.parse_args()
     ensure_rabbitmq()
     load_before = os.getloadavg()

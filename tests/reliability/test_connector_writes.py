@@ -72,11 +72,11 @@ def test_a_lost_sale_add_answer_never_makes_a_second_sale(write_stack: Stack, sa
     assert all(orders) and len(set(orders)) == COMMANDS
     assert all(orders[n] == f"rel-{n}" for n in range(1, COMMANDS, 2))
     for n, result in enumerate(results):
-        assert result["result"] in ("created", "already created"), (n, result)
+        assert result["outcome"] in ("created", "already created"), (n, result)
         assert str(result["sale_id"]) == made[n]["id"], (n, result)
     print(
         f"\n{COMMANDS} sale/add commands, every answer lost after the commit: {len(made)} sales created, "
-        f"{sum(r['result'] == 'already created' for r in results)} found by their internal_order, "
+        f"{sum(r['outcome'] == 'already created' for r in results)} found by their internal_order, "
         f"{time.monotonic() - started:.0f}s"
     )
 
@@ -97,7 +97,7 @@ def test_a_lost_refund_add_answer_still_refunds_in_the_report(write_stack: Stack
         lose_next(url, "/api/refund/add$", n)
         out = seller.command("sweetclub/refunds", {"sale_id": sale_id, "return_reason_id": "3"})
         assert out["state"] == "done", (n, out)
-        assert out["result"]["result"] in ("refunded", "already refunded"), (n, out)
+        assert out["result"]["outcome"] in ("refunded", "already refunded"), (n, out)
     assert served(url) == COMMANDS
 
     after = control(url, "truth", method="GET")
