@@ -28,11 +28,12 @@ async def bounded(items: list[T], limit: int, call: Callable[[T], Awaitable[R]])
 
 
 class Enricher:
-    def __init__(self, puller: Puller, rows: RowsStore, *, concurrency: int, batch: int = 100) -> None:
+    def __init__(self, puller: Puller, rows: RowsStore, *, concurrency: int, batch: int | None = None) -> None:
         self.puller = puller
         self.rows = rows
         self.concurrency = max(1, concurrency)
-        self.batch = max(self.concurrency, batch)
+        # Small batches: a stop loses at most one batch of calls; a write per batch costs little.
+        self.batch = max(self.concurrency, batch or self.concurrency * 8)
 
     async def run(
         self,
