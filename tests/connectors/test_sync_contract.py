@@ -167,6 +167,49 @@ async def test_full_then_incremental_sync(
         assert reference is not None and len(reference["brands"]) == 4 and len(reference["refund_reasons"]) == 4
 
 
+ODD = {
+    "sweetclub": ["delivery_empty_array", "zero_dates", "amounts_as_strings", "missing_detail"],
+    "eduzz": ["missing_detail", "extra_fields"],
+    "ofd": ["extra_fields"],
+}
+DETAIL = {"sweetclub": "GET /api/sale/info", "eduzz": "GET /orbita/v1/sales/{id}", "ofd": None}
+
+
+async def test_odd_payloads_are_counted_and_an_unchanged_repoll_reads_no_detail(
+    spec: KindSpec,
+    sandbox: Sandbox,
+    service: ConnectorProcess,
+    db: AsyncDatabase[Document],
+    settings: Settings,
+    bus: Bus,
+) -> None:
+    """SPEC §5 through the real service: odd items never stall a sync and are counted; the re-poll
+    of an unchanged account makes no detail call; SweetClub reuses its kept session token."""
+    url = sandbox.url(spec.kind)
+    control(url, "reset", {"size": spec.size, "seed": 17})
+    control(url, "quirks", {"quirks": ODD[spec.kind], "share": 0.1, "seed": 1})
+    conn = await make_connection(db, settings, spec.kind, url, spec.credentials, spec.options)
+    _, sr = await make_source_report(db, conn)
+    await sync(bus, conn, sr)
+    doc = await wait_for(db, sr, within=120)
+    assert doc["progress"]["state"] == "done" and doc["status"] == "success", doc
+    assert await stored(db, sr) == spec.expected(control(url, "truth", method="GET"))
+    quarantined = await db[COLLECTIONS.quarantine].count_documents({"source_report_id": sr})
+    assert doc["progress"]["quarantined"] == quarantined
+    assert (quarantined > 0) is (spec.kind != "ofd")  # a 404 on one sale's details is kept aside, with its reason
+    control(url, "stats", method="DELETE")
+    await sync(bus, conn, sr)
+    await asyncio.sleep(0.5)
+    again = await wait_for(db, sr, within=120)
+    assert again["progress"]["state"] == "done" and again["progress"]["mode"] == "incremental"
+    made: dict[str, int] = control(url, "stats", method="GET")["calls"]  # type: ignore[index]
+    detail = DETAIL[spec.kind]
+    assert detail is None or made.get(detail, 0) == 0, made
+    assert again["progress"]["changed"] == 0
+    if spec.kind == "sweetclub":
+        assert made.get("POST /api/login", 0) == 0  # the token kept on the connection was reused
+
+
 async def test_every_fault_mid_sync_is_survived(
     spec: KindSpec,
     sandbox: Sandbox,
