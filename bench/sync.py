@@ -200,10 +200,11 @@ class Run:
     def measure(self, phase: Phase, want: Expected, *, first: bool) -> Phase:
         """Poll the report, the source and the emulator's counters until the phase is over."""
         started = self.sync()
-        last_calls, quiet_since = -1, time.monotonic()
+        last_calls, quiet_since, shown = -1, time.monotonic(), 0.0
         while True:
             now = time.monotonic() - started
-            if phase.seconds_final is None and report_is(self.report(), self.kind, want):
+            report = self.report()
+            if phase.seconds_final is None and report_is(report, self.kind, want):
                 phase.seconds_final = now
             source = self.source()
             stats = self.stats()
@@ -220,6 +221,13 @@ class Run:
             settled = (first and detailed >= want.details) or (time.monotonic() - quiet_since > 3)
             if phase.seconds_enriched is None and done and settled:
                 phase.seconds_enriched = now if first else quiet_since - started
+            if now - shown >= 60:
+                shown = now
+                print(
+                    f"  {self.kind} {phase.name} at {now:.0f}s: report {report.get('sales')}/{want.sales} sales, "
+                    f"source {source['status']}, listing {phase.listing_calls}, details answered {detailed}",
+                    flush=True,
+                )
             if phase.seconds_final is not None and phase.seconds_enriched is not None:
                 return phase
             if source["status"] == "failed" and time.monotonic() - quiet_since > 3:
@@ -232,7 +240,7 @@ class Run:
                 phase.note = (
                     f"cap {self.cap:.0f}s reached: source {source['status']}, {detailed}/{needed} details "
                     f"at {rate:.1f}/s (enrichment {projected}); report "
-                    f"{'final' if phase.seconds_final is not None else 'not final'}"
+                    f"{'final' if phase.seconds_final is not None else 'not final'} ({report.get('sales')}/{want.sales} sales)"
                 )
                 return phase
             time.sleep(1)
