@@ -127,7 +127,7 @@ async def check(svc: Services, msg: contracts.CheckConnection) -> None:
 
 
 def _outcome(write: WriteOutcome) -> Outcome:
-    result: dict[str, Any] = {"result": write.result, "sale_id": write.sale_id, **write.detail}
+    result: dict[str, Any] = {"outcome": write.result, "sale_id": write.sale_id, **write.detail}
     if write.message:
         result["success" if write.ok else "message"] = write.message
     if write.platform_error is not None:

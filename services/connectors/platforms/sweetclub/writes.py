@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from services.connectors.platforms.base.http import AnswerLost, ApiError
 from services.connectors.platforms.sweetclub.client import SweetClubClient
-from services.connectors.platforms.sweetclub.models import SaleAddForm, error_text, has_error
+from services.connectors.platforms.sweetclub.models import SaleAddAnswer, SaleAddForm, error_text, has_error
 
 log = logging.getLogger(__name__)
 
@@ -111,24 +111,22 @@ async def create_sale(
             if attempt == attempts:
                 raise
             continue
-        if answer.sales_id and not has_error(answer.error):
-            sale_id = str(answer.sales_id[0])
-            return WriteOutcome(
-                "created",
-                sale_id,
-                message=answer.success,
-                lookups=lookups,
-                attempts=attempt,
-                detail={"internal_order": key, "sales_id": [str(s) for s in answer.sales_id]},
-            )
+        return _answered(answer, key, lookups, attempt)
+    raise AssertionError("unreachable")
+
+
+def _answered(answer: SaleAddAnswer, key: str, lookups: int, attempt: int) -> WriteOutcome:
+    if answer.sales_id and not has_error(answer.error):
         return WriteOutcome(
-            "refused",
-            platform_error=answer.error,
-            message=error_text(answer.error) or "sale refused",
+            "created",
+            str(answer.sales_id[0]),
+            message=answer.success,
             lookups=lookups,
             attempts=attempt,
+            detail={"internal_order": key, "sales_id": [str(s) for s in answer.sales_id]},
         )
-    raise AssertionError("unreachable")
+    message = error_text(answer.error) or "sale refused"
+    return WriteOutcome("refused", platform_error=answer.error, message=message, lookups=lookups, attempts=attempt)
 
 
 async def sale_status(client: SweetClubClient, sale_id: str) -> str | None:
