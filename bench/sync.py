@@ -218,14 +218,19 @@ class Run:
             if total != last_calls:
                 last_calls, quiet_since = total, time.monotonic()
             detailed = stats["answers"].get(DETAIL[self.kind], {}).get("200", 0) if DETAIL[self.kind] else 0
-            settled = (first and detailed >= want.details) or (time.monotonic() - quiet_since > 3)
+            progress = source.get("progress") or {}
+            if "phase" in progress:  # the service says when enrichment is over
+                settled = progress.get("state") != "running" and time.monotonic() - quiet_since > 1
+            else:  # a service without enrichment progress: every detail answered, or calls settled
+                settled = (first and detailed >= want.details) or (time.monotonic() - quiet_since > 3)
             if phase.seconds_enriched is None and done and settled:
-                phase.seconds_enriched = now if first else quiet_since - started
+                phase.seconds_enriched = now if first or "phase" in progress else quiet_since - started
             if now - shown >= 60:
                 shown = now
                 print(
                     f"  {self.kind} {phase.name} at {now:.0f}s: report {report.get('sales')}/{want.sales} sales, "
-                    f"source {source['status']}, listing {phase.listing_calls}, details answered {detailed}",
+                    f"source {source['status']}, listing {phase.listing_calls}, details answered {detailed}, "
+                    f"progress { ({k: v for k, v in progress.items() if not k.endswith('_at')}) }",
                     flush=True,
                 )
             if phase.seconds_final is not None and phase.seconds_enriched is not None:
