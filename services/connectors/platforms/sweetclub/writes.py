@@ -92,7 +92,13 @@ async def create_sale(
     if mark is not None:
         found, lookups = await find_by_internal_order(client, key, mark)
         if found is not None:
-            return WriteOutcome("already created", found, lookups=lookups, attempts=0, detail={"internal_order": key})
+            return WriteOutcome(
+                "already created",
+                found,
+                lookups=lookups,
+                attempts=0,
+                detail={"internal_order": key, "sales_id": [found]},
+            )
     else:
         mark = await client.latest_sale_id()
     if on_prepared is not None:
@@ -106,7 +112,11 @@ async def create_sale(
             lookups += reads
             if found is not None:
                 return WriteOutcome(
-                    "already created", found, lookups=lookups, attempts=attempt, detail={"internal_order": key}
+                    "already created",
+                    found,
+                    lookups=lookups,
+                    attempts=attempt,
+                    detail={"internal_order": key, "sales_id": [found]},
                 )
             if attempt == attempts:
                 raise
