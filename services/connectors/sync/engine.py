@@ -192,12 +192,20 @@ class SyncEngine:
         sr_id = str(sr["_id"])
         concurrency = int(options_of(conn).get("detail_concurrency", self.svc.cfg.detail_concurrency))
 
+        shown = [time.monotonic()]
+
         async def after_batch(state: RunState, written: int) -> None:
-            await self.states.checkpoint(sr_id, state)
-            await self.states.show_run(sr_id, state)
+            # The rows carry the real checkpoint (their pending marker); the run's counters are
+            # shown about once a second, not after every batch.
             await announcer.progress(written)
+            if time.monotonic() - shown[0] >= 1.0:
+                shown[0] = time.monotonic()
+                await self.states.checkpoint(sr_id, state)
+                await self.states.show_run(sr_id, state)
 
         await Enricher(puller, self.rows, concurrency=concurrency).run(sr_id, str(conn["_id"]), run, after_batch)
+        await self.states.checkpoint(sr_id, run)
+        await self.states.show_run(sr_id, run)
 
     async def _finish(self, conn: Document, sr: Document, state: Document, run: RunState, announcer: Announcer) -> None:
         sr_id, finished = str(sr["_id"]), now()
