@@ -8,7 +8,13 @@
 - `CONNECTOR_CALLS{api,outcome}` and `CONNECTOR_CALL_SECONDS{api}` for every attempt;
 - generic pagination to the end.
 
-The clients (sweetclub.py, eduzz.py, ofd.py) only know their paths, auth and payload models.
+A write (`idempotent=False`) is sent once: a timeout, a dropped connection or a 5xx after the
+request left may mean it was committed, so it raises `AnswerLost` and the caller finds out what
+happened before deciding (SPEC §5). Only answers that prove the write was not processed are
+retried: a connection that never opened, and 429.
+
+The platform clients (`platforms/<name>/client.py`) only know their paths, auth and payload models;
+`platforms/base/client.py` holds what they share above this transport.
 """
 
 from __future__ import annotations
@@ -53,6 +59,11 @@ class AuthError(ApiError):
 
 class UnavailableError(ConnectorError):
     """Retries exhausted on network errors, 429 or 5xx: the API is (for now) unreachable."""
+
+
+class AnswerLost(UnavailableError):
+    """A write left, and its answer did not come back (timeout, dropped connection, 5xx): the
+    platform may or may not have done it. Never retried blind."""
 
 
 @dataclass(frozen=True)
@@ -180,45 +191,23 @@ class ApiTransport:
         files: Mapping[str, Any] | None = None,
         json: Any = None,
         headers: Mapping[str, str] | None = None,
+        idempotent: bool = True,
     ) -> httpx.Response:
         """Send one logical call; returns the first answer that is not worth retrying.
 
-        Raises UnavailableError when the retries are spent. Paths are relative to the base URL
-        (a leading slash is ignored), so a base URL with a prefix such as `/sandbox` works.
+        Raises UnavailableError when the retries are spent; for a write (`idempotent=False`),
+        AnswerLost as soon as an answer is lost after the request may have been processed. Paths
+        are relative to the base URL (a leading slash is ignored), so a base URL with a prefix
+        such as `/sandbox` works.
         """
         retry = self.config.retry
-        last_problem = ""
         url = path.lstrip("/")
+        call = {"params": params, "data": data, "files": files, "json": json, "headers": headers}
+        problem = ""
         for attempt in range(retry.attempts):
-            await self.bucket.acquire()
-            started = time.perf_counter()
-            delay: float | None = None
-            try:
-                response = await self._client.request(
-                    method, url, params=params, data=data, files=files, json=json, headers=headers
-                )
-            except httpx.TimeoutException as exc:
-                self._count("timeout", started)
-                last_problem = f"timeout ({type(exc).__name__})"
-            except httpx.TransportError as exc:
-                self._count("network_error", started)
-                last_problem = f"network error ({type(exc).__name__})"
-            else:
-                status = response.status_code
-                if status == 429:
-                    self._count("rate_limited", started)
-                    last_problem = "rate limited (HTTP 429)"
-                    delay = parse_retry_after(response.headers.get("Retry-After"))
-                    if delay is not None and delay > retry.max_retry_after:
-                        raise UnavailableError(
-                            f"{self.api}: asked to wait {delay:.0f}s (Retry-After), more than allowed"
-                        )
-                elif status >= 500:
-                    self._count("server_error", started)
-                    last_problem = f"server error (HTTP {status})"
-                else:
-                    self._count("ok" if status < 400 else "client_error", started)
-                    return response
+            response, problem, delay = await self._attempt(method, url, call, idempotent)
+            if response is not None:
+                return response
             if attempt + 1 >= retry.attempts:
                 break
             wait = delay if delay is not None else retry.backoff(attempt, self._rng)
@@ -229,11 +218,47 @@ class ApiTransport:
                     "path": url,
                     "attempt": attempt + 1,
                     "wait_s": round(wait, 3),
-                    "problem": last_problem,
+                    "problem": problem,
                 },
             )
             await self._sleep(wait)
-        raise UnavailableError(f"{self.api}: gave up after {retry.attempts} attempts: {last_problem}")
+        raise UnavailableError(f"{self.api}: gave up after {retry.attempts} attempts: {problem}")
+
+    async def _attempt(
+        self, method: str, url: str, call: dict[str, Any], idempotent: bool
+    ) -> tuple[httpx.Response | None, str, float | None]:
+        """One try: the answer to return, or (None, what went wrong, how long the server asked to wait)."""
+        await self.bucket.acquire()
+        started = time.perf_counter()
+        try:
+            response = await self._client.request(method, url, **call)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            # The connection never opened: nothing was sent, a retry is safe even for a write.
+            self._count("network_error", started)
+            return None, f"could not connect ({type(exc).__name__})", None
+        except httpx.TimeoutException as exc:
+            self._count("timeout", started)
+            return self._lost(url, f"timeout ({type(exc).__name__})", idempotent, exc)
+        except httpx.TransportError as exc:
+            self._count("network_error", started)
+            return self._lost(url, f"network error ({type(exc).__name__})", idempotent, exc)
+        status = response.status_code
+        if status == 429:
+            self._count("rate_limited", started)
+            delay = parse_retry_after(response.headers.get("Retry-After"))
+            if delay is not None and delay > self.config.retry.max_retry_after:
+                raise UnavailableError(f"{self.api}: asked to wait {delay:.0f}s (Retry-After), more than allowed")
+            return None, "rate limited (HTTP 429)", delay
+        if status >= 500:
+            self._count("server_error", started)
+            return self._lost(url, f"server error (HTTP {status})", idempotent, None)
+        self._count("ok" if status < 400 else "client_error", started)
+        return response, "", None
+
+    def _lost(self, url: str, problem: str, idempotent: bool, cause: Exception | None) -> tuple[None, str, None]:
+        if not idempotent:
+            raise AnswerLost(f"{self.api}: {url}: answer lost: {problem}") from cause
+        return None, problem, None
 
 
 @dataclass(frozen=True)
