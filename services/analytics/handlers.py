@@ -19,9 +19,9 @@ from bson import Decimal128
 
 from services.analytics.metrics import compute_metrics
 from services.analytics.repository import AnalyticsRepository
+from services.analytics.telemetry import RECOMPUTES_SKIPPED, REPORT_RECOMPUTE_SECONDS, REPORTS_FINISHED
 from shared import contracts
 from shared.broker import Bus
-from shared.metrics import RECOMPUTES_SKIPPED, REPORT_RECOMPUTE_SECONDS, REPORTS_FINISHED
 
 log = logging.getLogger(__name__)
 

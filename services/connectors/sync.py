@@ -31,11 +31,11 @@ from services.connectors.http import ConnectorError
 from services.connectors.normalise import KINDS, RowContext
 from services.connectors.pullers import CredentialsError, Puller, Window, make_puller, timezone_of
 from services.connectors.store import Leases, now, upsert_rows
+from services.connectors.telemetry import SALES_SYNCED, SYNC_LAG_SECONDS
 from shared import contracts
 from shared.broker import Bus
 from shared.credentials import CredentialsBox, Kind
 from shared.logging import correlated
-from shared.metrics import SALES_SYNCED, SYNC_LAG_SECONDS
 from shared.mongo import COLLECTIONS, Document
 from shared.settings import Settings
 

@@ -16,9 +16,9 @@ from typing import Any
 from services.ingest.excel import ParseJob, ParseLimits, ParseOutcome, parse_workbook
 from services.ingest.recorded import event_source_report_id, row_for
 from services.ingest.repository import IngestRepository, read_spool
+from services.ingest.telemetry import FILES_PROCESSED, PARSE_SECONDS, ROWS_INGESTED, ROWS_REJECTED
 from shared import contracts
 from shared.broker import Bus, PermanentError
-from shared.metrics import FILES_PROCESSED, PARSE_SECONDS, ROWS_INGESTED, ROWS_REJECTED
 from shared.sale_chunks import ChunkPacker
 from shared.settings import Settings
 from shared.totals import TotalsFold

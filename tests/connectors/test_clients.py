@@ -11,7 +11,7 @@ import pytest
 
 from services.connectors import eduzz, ofd, sweetclub
 from services.connectors.http import ApiError, AuthError, HttpConfig, RetryPolicy, UnavailableError
-from shared.metrics import CONNECTOR_CALLS
+from services.connectors.telemetry import CONNECTOR_CALLS
 from tests.connectors.conftest import Sandbox, control
 
 FAST = HttpConfig(
