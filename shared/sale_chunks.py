@@ -21,14 +21,36 @@ row order) becomes a point lookup of one or two chunks by `_id`, whatever the of
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
+from bson import Int64
 from pymongo import ASCENDING
+
+from shared.sale_rows import SaleRow, SaleSource, SaleStatus
 
 Document = dict[str, Any]
 Row = Mapping[str, Any]
 
 CHUNK_ROWS: Final = 100
+
+
+class _ChunkFields(TypedDict):
+    _id: str
+    report_id: str
+    source_report_id: str
+    channel_id: Int64
+    creator_id: int
+    source: SaleSource
+    status: SaleStatus | None
+    rows: list[SaleRow]
+
+
+class SaleChunk(_ChunkFields, total=False):
+    """One document of `sales` (the module's docstring says how rows are packed)."""
+
+    seq: int  # absent on a row stored on its own
+
+
 # Fields copied from a chunk's rows to the chunk itself: what ownership checks, deletions and
 # refunds filter on before any row is unwound.
 CHUNK_FIELDS: Final = ("report_id", "source_report_id", "channel_id", "creator_id", "source")

@@ -14,7 +14,8 @@ from typing import Any
 
 from bson import Decimal128, Int64
 
-ACTION_STATUSES = ("funnel", "lead", "sale")
+from shared.sale_rows import ACTION_STATUSES
+
 # Rows whose amount is revenue: sales, and the OFD day totals (which have no buyer).
 REVENUE_STATUSES = ("sale", "revenue")
 

@@ -11,10 +11,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.mongo import COLLECTIONS, Document
 from shared.sale_chunks import rows_pipeline
-from shared.totals import ACTION_STATUSES, REVENUE_STATUSES, Totals, TotalsFold, from_document
-
-# Excel sources end "ingested", connector syncs "success"; either may end "failed".
-TERMINAL_SOURCE_STATES = frozenset({"ingested", "success", "failed"})
+from shared.sale_rows import ACTION_STATUSES
+from shared.source_reports import FINAL_SOURCE_STATES, INGESTED
+from shared.totals import REVENUE_STATUSES, Totals, TotalsFold, from_document
 
 
 def _flag(condition: Any) -> dict[str, Any]:
@@ -25,7 +24,7 @@ def folded_at_ingest(source: Document) -> Totals | None:
     """An Excel file's totals, folded by ingest as it stored the rows. Its rows never change once
     ingested, so for a report made of that one file they are the report's totals (distinct users
     of several sources cannot be added up, so any other report is scanned)."""
-    if source.get("kind", "excel") == "excel" and source.get("status") == "ingested" and source.get("totals"):
+    if source.get("kind", "excel") == "excel" and source.get("status") == INGESTED and source.get("totals"):
         return from_document(source["totals"])
     return None
 
@@ -140,7 +139,7 @@ class AnalyticsRepository:
     async def sources_settled(self, report_id: str) -> bool:
         """True when no source of the report is still being read or synced."""
         unsettled = await self.sources.count_documents(
-            {"report_id": report_id, "status": {"$nin": list(TERMINAL_SOURCE_STATES)}}, limit=1
+            {"report_id": report_id, "status": {"$nin": list(FINAL_SOURCE_STATES)}}, limit=1
         )
         return unsettled == 0
 

@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bson import Decimal128, Int64
 
+from shared.sale_rows import MS_PER_DAY
+
 Converter = Callable[[Any], Any]
 
 INT64_MIN: Final = -(2**63)
@@ -285,7 +287,6 @@ EXCEL_EPOCH: Final = datetime(1899, 12, 30)
 # Serial numbers of 1900-01-01 and 2101-01-01: the sane range of dates in a sales file.
 _SERIAL_MIN: Final = (datetime(MIN_YEAR, 1, 1) - EXCEL_EPOCH).days
 _SERIAL_END: Final = (datetime(MAX_YEAR + 1, 1, 1) - EXCEL_EPOCH).days
-_MS_PER_DAY: Final = 86_400_000
 _DOTTED = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?")
 _DATE_REASON: Final = "is not a valid date (use 2024-01-31, 31.01.2024, 31.01.2024 14:05 or an Excel date)"
 
@@ -310,7 +311,7 @@ def _from_serial(value: float) -> datetime:
     # NaN and infinities fail the comparison too.
     if not _SERIAL_MIN <= value < _SERIAL_END:
         raise _invalid_date(f"is a number outside the dates {MIN_YEAR}..{MAX_YEAR}")
-    return EXCEL_EPOCH + timedelta(milliseconds=round(value * _MS_PER_DAY))
+    return EXCEL_EPOCH + timedelta(milliseconds=round(value * MS_PER_DAY))
 
 
 def parse_local_datetime(value: Any) -> datetime | None:
