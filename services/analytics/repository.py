@@ -76,7 +76,8 @@ def _decimal(value: Any) -> Decimal:
     return Decimal(value or 0)
 
 
-# Chunks fetched per round trip by the scan strategy (≈ 50 KB each as BSON).
+# Chunks fetched per round trip by the scan strategy: a chunk is a hundred rows, so a batch stays
+# a few megabytes of BSON, far under the driver's 16 MB message cap.
 SCAN_BATCH_CHUNKS = 50
 
 
@@ -84,7 +85,7 @@ class AnalyticsRepository:
     """`strategy` picks how totals are computed (both give identical totals, tested):
     "aggregate" runs the two-stage `$group` in the database (best on MongoDB proper); "scan"
     streams the report's rows and folds them here (SecantusDB evaluates `$group` expressions in
-    Python, ≈ 7× slower than it serves a plain find — measured in docs/benchmarks.md)."""
+    Python, far slower than it serves a plain find: docs/benchmarks.md, "Report recompute")."""
 
     def __init__(self, db: AsyncDatabase[Document], strategy: str = "aggregate") -> None:
         if strategy not in ("aggregate", "scan"):

@@ -75,8 +75,8 @@ def _app_from_env() -> FastAPI:
     configure_logging("gateway", settings.log_level)
     app = create_app(settings)
     # Everything loaded so far (modules, routes, schemas) lives as long as the process: moved out
-    # of the collector's sight, a full collection no longer walks it in the middle of requests
-    # (p99 57 → 21 ms under bench.gateway_load; docs/benchmarks.md).
+    # of the collector's sight, a full collection no longer walks it in the middle of requests,
+    # which was the p99 tail under bench.gateway_load (docs/benchmarks.md, "Gateway load").
     gc.collect()
     gc.freeze()
     return app

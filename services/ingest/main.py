@@ -32,8 +32,9 @@ def create_app(settings: Settings) -> AsgiFastStream:
         assert runtime.handlers is not None, "used before start-up"
         return runtime.handlers
 
-    # Parsing a workbook takes a child process and up to ~1.3 GB per million rows: take at most
-    # two files at a time per replica, whatever the default prefetch.
+    # Parsing a workbook takes a child process that holds the whole sheet in memory (peak RSS by
+    # size in docs/benchmarks.md, "Parsing"): take at most two files at a time per replica,
+    # whatever the default prefetch.
     @broker.subscriber(
         topology.rabbit_queue(settings, topology.UPLOAD_EXCEL),
         topology.bus_exchange(settings),

@@ -255,7 +255,8 @@ def parse_money(value: Any) -> Decimal | None:
 
 # Decimal128 BID layout for a non-negative coefficient c < 2^113 and exponent e:
 # high word = (e + 6176) << 49 | c >> 64, low word = c & (2^64 - 1). Building the words directly
-# is ~5x faster than Decimal128(Decimal) (pure Python), which matters at a million rows.
+# skips Decimal128(Decimal)'s pure-Python path, which a million-row file pays once per amount
+# (docs/benchmarks.md, "Parsing": where the time goes).
 _CENTS_HIGH: Final = (6176 - 2) << 49
 _LOW_MASK: Final = (1 << 64) - 1
 _FLOAT_MAX_AMOUNT: Final = 1e15
