@@ -21,12 +21,11 @@ row order) becomes a point lookup of one or two chunks by `_id`, whatever the of
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final, TypedDict
+from typing import Any, Final
 
-from bson import Int64
 from pymongo import ASCENDING
 
-from shared.sale_rows import SaleRow, SaleSource, SaleStatus
+from shared.sale_rows import Owned, SaleRow, SaleStatus
 
 Document = dict[str, Any]
 Row = Mapping[str, Any]
@@ -34,13 +33,7 @@ Row = Mapping[str, Any]
 CHUNK_ROWS: Final = 100
 
 
-class _ChunkFields(TypedDict):
-    _id: str
-    report_id: str
-    source_report_id: str
-    channel_id: Int64
-    creator_id: int
-    source: SaleSource
+class _ChunkFields(Owned):
     status: SaleStatus | None
     rows: list[SaleRow]
 

@@ -47,8 +47,9 @@ ACTION_STATUSES: Final[tuple[ActionStatus, ...]] = ("lead", "sale", "funnel")
 MS_PER_DAY: Final = 86_400_000
 
 
-class SaleRow(TypedDict):
-    """One stored sale row (the module's docstring says what each field holds)."""
+class Owned(TypedDict):
+    """The identity and owner fields a row and its chunk both carry (what ownership checks,
+    deletions and refunds filter on)."""
 
     _id: str
     report_id: str
@@ -56,6 +57,11 @@ class SaleRow(TypedDict):
     channel_id: Int64
     creator_id: int
     source: SaleSource
+
+
+class SaleRow(Owned):
+    """One stored sale row (the module's docstring says what each field holds)."""
+
     row: int | None
     user_id: Int64 | None
     customer_key: str | None
