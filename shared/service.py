@@ -46,11 +46,12 @@ Hook = Callable[[], Awaitable[None]]
 
 
 class Background(Protocol):
-    """A task a process runs beside its consumers (the DLQ depth watcher, a sync scheduler)."""
+    """A task a process runs beside its consumers (the DLQ depth watcher, a sync scheduler):
+    `start` may be a plain or an async method (the connectors' scheduler starts synchronously)."""
 
-    async def start(self) -> None: ...
+    def start(self) -> Awaitable[None] | None: ...
 
-    async def stop(self) -> None: ...
+    def stop(self) -> Awaitable[None] | None: ...
 
 
 class ServiceStartup:
@@ -91,11 +92,11 @@ class ServiceStartup:
             await self.on_start(self.db)
         await self._connect_broker()
         for task in self.background:
-            await task.start()
+            await _maybe_await(task.start())
 
     async def stop(self) -> None:
         for task in reversed(self.background):
-            await task.stop()
+            await _maybe_await(task.stop())
         if self.on_stop is not None:
             await self.on_stop()
         if self.mongo is not None:
@@ -123,6 +124,11 @@ class ServiceStartup:
         finally:
             await self.broker.stop()
             await self.stop()
+
+
+async def _maybe_await(result: Awaitable[None] | None) -> None:
+    if result is not None:
+        await result
 
 
 # --- health, readiness, metrics ------------------------------------------------------------------
