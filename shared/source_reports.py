@@ -4,9 +4,9 @@ input and read by analytics (is the report settled?) and the gateway (its list o
 
 Its life, by kind:
 
-    excel      pending (gateway) → processing → storing → ingested (ingest)   or → failed
+    excel      pending (gateway) → processing → storing → ingested (ingest)          or → failed
     event      ingested (ingest, on the first event of a publisher)
-    connector  processing → success (connectors, one sync run)                  or → failed
+    connector  pending (gateway, attached) → processing → success (connectors, per run) or → failed
 
 A report is settled when every one of its sources is in a final state.
 """
@@ -49,8 +49,13 @@ class SourceReport(TypedDict, total=False):
     verdict: dict[str, Any] | None
     ingested_at: datetime
     totals: dict[str, Any]
-    # connector: the connection and its sync progress
+    # connector: the connection, the period it covers and its sync progress
     connection_id: str
+    source: str  # the platform: sweetclub, eduzz, ofd
+    period_start: datetime
+    period_end: datetime
+    sync_requested: bool
+    run: dict[str, Any] | None
     error_message: str | None
     progress: dict[str, Any]
     last_synced_at: datetime

@@ -17,6 +17,7 @@ from services.gateway.schemas import ReportSchema
 from shared import reports, sale_chunks, source_reports
 from shared.sale_rows import ACTION_STATUSES, SALE_ROW_KEYS, SaleRow, SaleStatus
 from shared.totals import Totals
+from tests.infra import ROOT
 from tests.shapes import mismatches
 
 CYRILLIC = re.compile("[а-яё]", re.IGNORECASE)
@@ -65,6 +66,23 @@ def test_statuses_and_states_are_the_declared_ones() -> None:
     assert {"ingested", "success", "failed"} == source_reports.FINAL_SOURCE_STATES
     assert set(get_args(reports.ReportStatus)) == {"pending", "processing", "success", "failed"}
     assert {"success", "failed"} == reports.FINAL_REPORT_STATES
+
+
+def test_every_status_literal_in_the_code_is_a_declared_one() -> None:
+    # Rows, source reports and reports all keep their state in `status`: any literal the code
+    # writes or compares there must be declared (the health answer's "alive" is not a document).
+    declared = (
+        set(get_args(SaleStatus)) | set(get_args(source_reports.SourceStatus)) | set(get_args(reports.ReportStatus))
+    )
+    pattern = re.compile(r"""["']status["']\)?\s*(?::|==|!=)\s*["']([a-z_]+)["']""")
+    found = {
+        (str(path.relative_to(ROOT)), literal)
+        for folder in ("shared", "services")
+        for path in (ROOT / folder).rglob("*.py")
+        for literal in pattern.findall(path.read_text())
+    }
+    assert found, "the pattern finds nothing: it no longer matches how the code writes states"
+    assert {(path, literal) for path, literal in found if literal not in declared | {"alive", "status"}} == set()
 
 
 def test_every_figure_has_words_in_english_and_russian() -> None:
