@@ -9,8 +9,14 @@ stops the background tasks, runs `on_stop`, then closes the client.
 Every process serves `/health` (alive), `/ready` (broker and database reachable) and `/metrics`
 (what this process registered); the message-driven services add `/asyncapi`.
 
-A message-driven service: `service_app(ServiceStartup("ingest", broker, settings, on_start=...,
-background=[DlqDepthWatcher(settings)]))`, run with `uvicorn services.<name>.main:app`.
+A message-driven service builds its broker and subscribers, then
+
+    return service_app(ServiceStartup("ingest", broker, settings, on_start=build_handlers,
+                                      background=[DlqDepthWatcher(settings)]))
+
+and runs with `uvicorn services.<name>.main:app`. A background task that needs the database (the
+connectors' scheduler) is made in `on_start` and handed over with `startup.add_background(task)`:
+background tasks start after `on_start`, in the order given.
 """
 
 from __future__ import annotations
@@ -79,6 +85,10 @@ class ServiceStartup:
         self.background = list(background)
         self.connect_attempts = connect_attempts
         self.mongo: AsyncMongoClient[Document] | None = None
+
+    def add_background(self, task: Background) -> None:
+        """Adds a task to start with the others (call it before or from `on_start`)."""
+        self.background.append(task)
 
     @property
     def db(self) -> AsyncDatabase[Document]:
