@@ -1,4 +1,5 @@
-"""Analytics composition root: consumes `sales ingested` events, maintains report documents.
+"""Analytics composition root: consumes `sales ingested` events and `recompute report` commands,
+maintains report documents and their links tables.
 
 Run: `uvicorn services.analytics.main:app` (serves /health, /ready, /metrics, /asyncapi).
 """
@@ -45,12 +46,24 @@ def create_app(settings: Settings) -> AsgiFastStream:
         assert runtime.handlers is not None, "used before start-up"
         await runtime.handlers.sales_ingested(event)
 
+    @broker.subscriber(
+        topology.rabbit_queue(settings, topology.RECOMPUTE_REPORT),
+        topology.bus_exchange(settings),
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title="analytics.recompute-report",
+        description="Recompute a report whose exchange rates or link costs changed, from its stored totals",
+    )
+    async def on_recompute_report(command: contracts.RecomputeReport) -> None:
+        assert runtime.handlers is not None, "used before start-up"
+        await runtime.handlers.recompute_report(command)
+
     async def build_handlers(db: AsyncDatabase[Document]) -> None:
         runtime.handlers = AnalyticsHandlers(
             AnalyticsRepository(db, settings.analytics_totals),
             bus,
             skew_seconds=settings.recompute_skew_seconds,
             progress_interval_seconds=settings.progress_recompute_seconds,
+            default_currency=settings.report_currency,
         )
 
     # The DLQ watcher keeps saleswire_dlq_depth_messages fresh (any replica may; dashboards take the max).
