@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Final, Literal
 
 ReportStatus = Literal["pending", "processing", "success", "failed"]
@@ -79,10 +80,8 @@ SEED_METRICS: Final[tuple[MetricField, ...]] = (
     _m("sales", "count", "Sales", "Продажи", "Number of rows with status sale",
        "Число строк со статусом sale (продажа)"),
     _m("profit", "money", "Profit", "Выручка",
-       "Sum of purchase_amount over sale rows of all sources, receipts included, converted to the report's "
-       "currency; rows in a currency without a rate are left out",
-       "Сумма purchase_amount по строкам-продажам всех источников, включая чеки ОФД, в валюте отчёта; "
-       "строки в валюте без курса не учитываются"),
+       "Sum of purchase_amount over sale rows of all sources, receipts included",
+       "Сумма purchase_amount по строкам-продажам всех источников, включая чеки ОФД"),
     _m("romi", "percent", "ROMI", "ROMI", "(profit − budget) / budget × 100", "(выручка − бюджет) / бюджет × 100"),
     _m("cpc", "money", "Cost per subscriber (CPC)", "Цена подписчика (CPC)", "budget / subs",
        "бюджет / число подписчиков"),
@@ -111,21 +110,6 @@ SEED_METRICS: Final[tuple[MetricField, ...]] = (
        "Share of users with a non-empty username × 100", "Доля пользователей с непустым username × 100"),
 )  # fmt: skip
 
-_RETENTION_EN = (
-    "Of the users whose sub_date is at least {n} day(s) before as_of, the share (× 100) with no unsub_date "
-    "or one at least {n} day(s) after their sub_date; null when no user is old enough"
-)
-_RETENTION_RU = (
-    "Из пользователей, подписавшихся не позже чем за {n} дн. до as_of, доля (× 100) тех, у кого нет даты "
-    "отписки или она не раньше чем через {n} дн. после подписки; null, если таких пользователей нет"
-)
-
-
-def _retention(days: int) -> MetricField:
-    return _m(f"retention_d{days}", "percent", f"Retention, day {days}", f"Удержание, {days}-й день",
-              _RETENTION_EN.format(n=days), _RETENTION_RU.format(n=days))  # fmt: skip
-
-
 # Issue 16's figures (SPEC §4.1, §4.2).
 CURRENCY_METRICS: Final[tuple[MetricField, ...]] = (
     _m("profit_by_currency", "money_by_currency", "Profit by currency", "Выручка по валютам",
@@ -136,21 +120,26 @@ CURRENCY_METRICS: Final[tuple[MetricField, ...]] = (
        "Что не вошло в показатели, например продажи в валюте без курса"),
 )  # fmt: skip
 RETENTION_METRICS: Final[tuple[MetricField, ...]] = (
-    _m("unsubs", "count", "Unsubscribed", "Отписались", "Users in U with an unsub_date",
-       "Пользователи из U с датой отписки"),
+    _m("unsubs", "count", "Unsubscribed", "Отписались", "Users with an unsub_date", "Пользователи с датой отписки"),
     _m("net_subs", "count", "Subscribers who stayed", "Оставшиеся подписчики", "subs − unsubs",
        "подписчики − отписавшиеся"),
     _m("unsub_percent", "percent", "Unsubscribed share", "Доля отписавшихся", "unsubs / subs × 100",
        "отписавшиеся / подписчики × 100"),
     _m("cpc_net", "money", "Cost per subscriber who stayed", "Цена оставшегося подписчика", "budget / net_subs",
-       "бюджет / число оставшихся подписчиков"),
-    _retention(1),
-    _retention(7),
-    _retention(30),
+       "бюджет / оставшиеся подписчики"),
+    _m("retention_d1", "percent", "Retention, day 1", "Удержание, 1-й день",
+       "Of users subscribed at least 1 day before as_of, share still subscribed 1 day after sub_date × 100",
+       "Из подписавшихся не позже чем за 1 день до as_of — доля не отписавшихся в первый день × 100"),
+    _m("retention_d7", "percent", "Retention, day 7", "Удержание, 7-й день", "The same for 7 days",
+       "То же для 7 дней"),
+    _m("retention_d30", "percent", "Retention, day 30", "Удержание, 30-й день", "The same for 30 days",
+       "То же для 30 дней"),
 )  # fmt: skip
 
+# The figures that are one number each (what the export's Summary and the CLI's table list).
+NUMBER_METRICS: Final[tuple[MetricField, ...]] = SEED_METRICS + RETENTION_METRICS
 # Every figure analytics writes on a report, in the order a reader meets them.
-REPORT_METRICS: Final[tuple[MetricField, ...]] = SEED_METRICS + RETENTION_METRICS + CURRENCY_METRICS
+REPORT_METRICS: Final[tuple[MetricField, ...]] = NUMBER_METRICS + CURRENCY_METRICS
 REPORT_METRIC_NAMES: Final[tuple[str, ...]] = tuple(m.key for m in REPORT_METRICS)
 SEED_METRIC_NAMES: Final[tuple[str, ...]] = tuple(m.key for m in SEED_METRICS)
 # The counts among them (ints; every other figure is Decimal or null).
@@ -198,3 +187,37 @@ LINK_FIELDS: Final[tuple[MetricField, ...]] = (
     _link("retention_d30"),
 )  # fmt: skip
 LINK_FIELD_NAMES: Final[tuple[str, ...]] = tuple(f.key for f in LINK_FIELDS)
+
+
+# --- reading a figure -----------------------------------------------------------------------------
+
+_CENT: Final = Decimal("0.01")
+
+
+def to_number(value: object) -> int | Decimal | float | None:
+    """A JSON/BSON/Python number as a number; None for anything else (text that is no number too)."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float | Decimal):
+        return value
+    to_decimal = getattr(value, "to_decimal", None)  # bson.Decimal128 without importing bson here
+    if callable(to_decimal):
+        result = to_decimal()
+        return result if isinstance(result, Decimal) else None
+    if isinstance(value, str):
+        try:
+            return Decimal(value)
+        except InvalidOperation:
+            return None
+    return None
+
+
+def metric_value(report: Mapping[str, object], metric: MetricField) -> int | Decimal | None:
+    """A figure as the API shows it: counts as integers, everything else half-up to 2 decimals
+    (stored values may carry more digits; the API rounds once, at the end)."""
+    number = to_number(report.get(metric.key))
+    if number is None:
+        return None
+    if metric.kind == "count":
+        return int(number)
+    return Decimal(str(number)).quantize(_CENT, rounding=ROUND_HALF_UP)

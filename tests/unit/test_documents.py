@@ -122,7 +122,19 @@ def test_analytics_computes_exactly_the_declared_figures_and_link_fields() -> No
 
 def test_the_modules_with_their_own_metric_list_agree_with_the_declaration() -> None:
     # gateway/schemas.py and gateway/export.py still spell the list out (they are to take it from
-    # shared.reports once the issue-16 work is merged); until then they must not drift from it.
+    # shared.reports); until then they must not drift from it, word for word.
     assert set(reports.REPORT_METRIC_NAMES) <= set(ReportSchema.model_fields)
-    declared = set(reports.REPORT_METRIC_NAMES) | set(reports.LINK_FIELD_NAMES)
-    assert {m.key for m in EXPORT_METRICS} <= declared
+    exported = [(m.key, m.kind, m.label, m.definition_en, m.definition_ru) for m in EXPORT_METRICS]
+    declared = [(m.key, m.kind, m.label_en, m.definition_en, m.definition_ru) for m in reports.NUMBER_METRICS]
+    assert exported == declared
+
+
+def test_a_figure_reads_as_the_api_shows_it() -> None:
+    subs, profit = reports.SEED_METRICS[0], reports.SEED_METRICS[4]
+    assert (subs.key, profit.key) == ("subs", "profit")
+    assert reports.metric_value({"subs": 12.0}, subs) == 12
+    assert reports.metric_value({"profit": Decimal128("10.005")}, profit) == Decimal("10.01")
+    assert reports.metric_value({"profit": "2.344"}, profit) == Decimal("2.34")
+    assert reports.metric_value({"profit": "n/a"}, profit) is None
+    assert reports.metric_value({}, profit) is None
+    assert reports.to_number(True) is None
