@@ -11,5 +11,5 @@ bash scripts/ensure-prometheus.sh
 echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-echo "== mypy" && .venv/bin/mypy $(ls -d shared services deploy bench tests 2>/dev/null)
+echo "== mypy" && .venv/bin/mypy $(ls -d shared services cli deploy bench tests 2>/dev/null)
 echo "== pytest" && .venv/bin/pytest -p no:cacheprovider "$@"

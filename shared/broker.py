@@ -110,7 +110,8 @@ def make_broker(settings: Settings, *, registry: CollectorRegistry = REGISTRY) -
         settings.rabbit_url,
         default_channel=Channel(prefetch_count=settings.prefetch_count, on_return_raises=True),
         middlewares=[RabbitPrometheusMiddleware(registry=registry, app_name="saleswire"), dead_letters],
-        # Per-message access logs cost ~20 % throughput; keep them at debug.
+        # A log line per message is a visible share of a consumer's CPU (docs/benchmarks.md,
+        # "Figures behind code comments"); keep them at debug.
         log_level=logging.DEBUG,
         reconnect_interval=1.0,
     )

@@ -1,4 +1,4 @@
-"""Dead letters: list, replay and discard them, and measure the depth of every dead-letter queue.
+"""Dead letters: list, replay and discard them, and read the depth of every dead-letter queue.
 
 Every consumer queue of the namespace has a dead-letter queue beside it (`shared.topology`). A
 message lands there either from the `DeadLetters` middleware (header `x-saleswire-reason`, plus
@@ -12,26 +12,15 @@ message lands there either from the `DeadLetters` middleware (header `x-saleswir
   crash in between replays it twice at worst, which consumers tolerate (they are idempotent);
 - discard: acknowledges (drops) the selected dead letters.
 
-CLI (settings from the `SALESWIRE_*` environment, like the services):
-
-    python -m shared.deadletters list    [--queue NAME] [--limit N] [--id MESSAGE_ID] [--json]
-    python -m shared.deadletters replay  [--queue NAME] [--limit N] [--id MESSAGE_ID] [--json]
-    python -m shared.deadletters discard [--queue NAME] [--limit N] [--id MESSAGE_ID] [--all] [--json]
-    python -m shared.deadletters depths  [--json]
-
-`--queue` takes a consumer queue's short name (`ingest.upload-excel`), its full name or its
-dead-letter queue's name. `discard` refuses to drop a whole queue unless `--all` is given.
+The operator's command line over this library is `python -m cli.deadletters`; the services keep
+the depth gauge fresh with `shared.dlq_watch.DlqDepthWatcher`.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import logging
-import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -42,8 +31,7 @@ from aiormq.exceptions import ChannelNotFoundEntity
 
 from shared import topology
 from shared.broker import REASON_HEADER
-from shared.metrics import DLQ_DEPTH
-from shared.settings import Settings, get_settings
+from shared.settings import Settings
 
 ORIGINAL_ROUTING_KEY_HEADER = "x-original-routing-key"
 REPLAYS_HEADER = "x-saleswire-replays"
@@ -51,8 +39,6 @@ REPLAYS_HEADER = "x-saleswire-replays"
 _FAILURE_HEADERS = (REASON_HEADER, ORIGINAL_ROUTING_KEY_HEADER, "x-delivery-count")
 _FAILURE_PREFIXES = ("x-death", "x-first-death-", "x-last-death-")
 PREVIEW_CHARS = 500
-
-log = logging.getLogger(__name__)
 
 Action = Literal["list", "replay", "discard"]
 
@@ -208,46 +194,6 @@ async def dlq_depths(settings: Settings) -> dict[str, int]:
     return depths
 
 
-async def update_dlq_depth_gauge(settings: Settings) -> dict[str, int]:
-    """Set `saleswire_dlq_depth_messages{queue=<DLQ name>}` from the broker; returns the depths."""
-    depths = await dlq_depths(settings)
-    for name, depth in depths.items():
-        DLQ_DEPTH.labels(queue=name).set(depth)
-    return depths
-
-
-async def watch_dlq_depths(settings: Settings, interval_seconds: float = 15.0) -> None:
-    """Refresh the DLQ depth gauge forever (run it as a background task; cancel it to stop).
-    A broker outage only skips a round: the gauge keeps its last value until the next success."""
-    while True:
-        try:
-            await update_dlq_depth_gauge(settings)
-        except (OSError, aio_pika.exceptions.AMQPError, TimeoutError) as exc:
-            log.warning("could not read dead-letter queue depths: %r", exc)
-        await asyncio.sleep(interval_seconds)
-
-
-class DlqDepthWatcher:
-    """Keeps the DLQ depth gauge fresh from a service: pass `start` to the app's startup hooks and
-    `stop` to its shutdown hooks. Every replica may run one (dashboards take `max by (queue)`)."""
-
-    def __init__(self, settings: Settings, interval_seconds: float = 15.0) -> None:
-        self.settings = settings
-        self.interval_seconds = interval_seconds
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(watch_dlq_depths(self.settings, self.interval_seconds))
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
-
-
 # --- list / replay / discard ----------------------------------------------------------------------
 
 
@@ -375,81 +321,3 @@ async def discard_dead_letters(
     settings: Settings, *, queue: str | None = None, limit: int | None = None, message_id: str | None = None
 ) -> list[DeadLetter]:
     return await process_dead_letters(settings, "discard", queue=queue, limit=limit, message_id=message_id)
-
-
-# --- CLI -------------------------------------------------------------------------------------------
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m shared.deadletters", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    for command, summary in (
-        ("list", "show dead letters with their reason, leaving them in place"),
-        ("replay", "republish dead letters to the bus with their original routing key, then drop them"),
-        ("discard", "drop dead letters"),
-    ):
-        sub = commands.add_parser(command, help=summary)
-        sub.add_argument("--queue", help="consumer queue (short or full name) or its dead-letter queue")
-        sub.add_argument("--limit", type=int, help="at most N messages per queue (list: 50 by default)")
-        sub.add_argument("--id", dest="message_id", help="only the message with this message id")
-        sub.add_argument("--json", action="store_true", help="one JSON object per line")
-        if command == "discard":
-            sub.add_argument("--all", action="store_true", help="allow dropping without --id or --limit")
-    depths = commands.add_parser("depths", help="messages waiting in each dead-letter queue")
-    depths.add_argument("--json", action="store_true")
-    return parser
-
-
-def _print_letters(letters: Sequence[DeadLetter], verb: str, as_json: bool) -> None:
-    if as_json:
-        for letter in letters:
-            print(json.dumps(letter.as_json(), ensure_ascii=False))
-        return
-    for letter in letters:
-        at = letter.dead_lettered_at.isoformat() if letter.dead_lettered_at else "-"
-        print(
-            f"{letter.queue}\t{letter.message_id or '-'}\t{letter.routing_key}\t{at}\t"
-            f"deliveries={letter.deliveries if letter.deliveries is not None else '-'}\t{letter.reason}"
-        )
-    print(f"{verb}: {len(letters)} dead letter(s)", file=sys.stderr)
-
-
-async def run(argv: Sequence[str] | None = None, settings: Settings | None = None) -> int:
-    args = _parser().parse_args(argv)
-    settings = settings or get_settings()
-    if args.command == "depths":
-        found = await dlq_depths(settings)
-        if args.json:
-            print(json.dumps(found))
-        else:
-            for name, depth in found.items():
-                print(f"{name}\t{depth}")
-        return 0
-    if args.limit is not None and args.limit < 1:
-        print("--limit must be at least 1", file=sys.stderr)
-        return 2
-    if args.command == "discard" and not (args.all or args.message_id or args.limit):
-        print("discard needs --id, --limit or --all", file=sys.stderr)
-        return 2
-    limit = args.limit if args.limit is not None or args.command != "list" else 50
-    try:
-        letters = await process_dead_letters(
-            settings, args.command, queue=args.queue, limit=limit, message_id=args.message_id
-        )
-    except UnknownQueueError as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
-    verb = {"list": "listed", "replay": "replayed", "discard": "discarded"}[args.command]
-    _print_letters(letters, verb, args.json)
-    if args.message_id is not None and not letters:
-        print(f"no dead letter with message id {args.message_id!r}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return asyncio.run(run(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,8 +13,8 @@ and which has no `seq`, so a re-read page or a refund replaces or updates it by 
 
 Why chunks: every document written costs a database server a fixed amount whatever its size, and
 every secondary index entry another. On SecantusDB one indexed sale-row document cost as much as
-about ten rows packed a hundred to a chunk (`bench.index_cost`); on MongoDB the `sales` index holds
-one entry per chunk instead of one per row. And the sales listing's default page (one status, in
+many rows packed into a chunk (`bench.index_cost`, docs/benchmarks.md, "Pipeline"); on MongoDB the
+`sales` index holds one entry per chunk instead of one per row. And the sales listing's default page (one status, in
 row order) becomes a point lookup of one or two chunks by `_id`, whatever the offset.
 """
 
@@ -25,10 +25,25 @@ from typing import Any, Final
 
 from pymongo import ASCENDING
 
+from shared.sale_rows import Owned, SaleRow, SaleStatus
+
 Document = dict[str, Any]
 Row = Mapping[str, Any]
 
 CHUNK_ROWS: Final = 100
+
+
+class _ChunkFields(Owned):
+    status: SaleStatus | None
+    rows: list[SaleRow]
+
+
+class SaleChunk(_ChunkFields, total=False):
+    """One document of `sales` (the module's docstring says how rows are packed)."""
+
+    seq: int  # absent on a row stored on its own
+
+
 # Fields copied from a chunk's rows to the chunk itself: what ownership checks, deletions and
 # refunds filter on before any row is unwound.
 CHUNK_FIELDS: Final = ("report_id", "source_report_id", "channel_id", "creator_id", "source")

@@ -33,14 +33,66 @@ produces exactly this shape; analytics aggregates it and the gateway lists it.
     sub_date, unsub_date, action_date   datetime (UTC) | None
     action_period_ms  Int64 | None    action_date − sub_date in milliseconds
     extra             dict | None     platform fields kept as they came (connectors)
+
+`SaleRow` declares exactly this; `tests/unit/test_sale_row_shape.py` holds every builder to it
+(the connectors' in `tests/unit/sale_row_shape_at_merge.py` until issue 17 merges).
 """
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from datetime import datetime
+from typing import Any, Final, Literal, TypedDict
+
+from bson import Decimal128, Int64
 
 SaleSource = Literal["excel", "event", "sweetclub", "eduzz", "ofd"]
-ACTION_STATUSES: Final = ("lead", "sale", "funnel")
+SaleStatus = Literal["lead", "sale", "funnel", "refunded", "revenue"]
+# The statuses a seller's Excel row may carry (SPEC §3), in the SPEC's order: what the sales
+# listing filters on, what the template offers and what the totals count.
+ActionStatus = Literal["lead", "sale", "funnel"]
+ACTION_STATUSES: Final[tuple[ActionStatus, ...]] = ("lead", "sale", "funnel")
+# `action_period_ms` / MS_PER_DAY = the `action_period` in days the API shows.
+MS_PER_DAY: Final = 86_400_000
+
+
+class Owned(TypedDict):
+    """The identity and owner fields a row and its chunk both carry (what ownership checks,
+    deletions and refunds filter on)."""
+
+    _id: str
+    report_id: str
+    source_report_id: str
+    channel_id: Int64
+    creator_id: int
+    source: SaleSource
+
+
+class SaleRow(Owned):
+    """One stored sale row (the module's docstring says what each field holds)."""
+
+    row: int | None
+    user_id: Int64 | None
+    customer_key: str | None
+    name: str | None
+    product: str | None
+    username: str | None
+    photo_url: str | None
+    phone_number: str | None
+    invite_link: str | None
+    is_premium: bool
+    birthdate: datetime | None
+    status: SaleStatus | None
+    purchase_amount: Decimal128 | None
+    currency: str
+    sub_date: datetime | None
+    unsub_date: datetime | None
+    action_date: datetime | None
+    action_period_ms: Int64 | None
+    extra: dict[str, Any] | None
+
+
+SALE_ROW_KEYS: Final = frozenset(SaleRow.__required_keys__)
+
 # Fields the public sales listing may be ordered by (whitelist: nothing else reaches MongoDB).
 ORDERABLE_FIELDS: Final = (
     "user_id",

@@ -32,8 +32,8 @@ from typing import Any, Final
 from bson import Decimal128, Int64
 
 from shared.currency import DEFAULT_CURRENCY
+from shared.sale_rows import ACTION_STATUSES
 
-ACTION_STATUSES = ("funnel", "lead", "sale")
 # Rows whose amount is revenue: sales, and the OFD day totals (which have no buyer).
 REVENUE_STATUSES = ("sale", "revenue")
 # Retention windows of SPEC §4.2, in days.

@@ -67,13 +67,7 @@ class MongoServer:
     def stop(self) -> float:
         """SIGTERM and wait (the data stays); returns the seconds it took to exit."""
         started = time.monotonic()
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 20)
         return time.monotonic() - started
 
     def remove(self) -> None:
@@ -188,19 +182,25 @@ class ServiceProcess:
             self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 15)
 
     def tail(self, chars: int = 4000) -> str:
         try:
             return self.log_path.read_text(errors="replace")[-chars:]
         except OSError:
             return ""
+
+
+def terminate(proc: subprocess.Popen[bytes] | None, grace_seconds: float) -> None:
+    """SIGTERM a child still running, and SIGKILL it if it has not exited within the grace time."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace_seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def settings_env(settings: object) -> dict[str, str]:

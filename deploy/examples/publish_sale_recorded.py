@@ -4,7 +4,7 @@ Any system can add sales to a Saleswire report by publishing JSON to the `<names
 exchange with routing key `event.sale_recorded` (persistent, ideally with publisher confirms).
 The schema is in the ingest service's AsyncAPI document (`GET :8001/asyncapi`). Re-sending a sale
 with the same (source, external_id) updates it; an invalid event lands in the dead-letter queue
-`<namespace>.ingest.sale-recorded.dlq` with the reason (see `python -m shared.deadletters list`).
+`<namespace>.ingest.sale-recorded.dlq` with the reason (see `python -m cli.deadletters list`).
 
     python -m deploy.examples.publish_sale_recorded --report REPORT_ID --channel -1001234567890 \
         --external-id order-1 --amount 1990.00 --user-id 700000001

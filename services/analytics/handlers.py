@@ -21,10 +21,10 @@ from datetime import UTC, datetime, timedelta
 from services.analytics.inputs import ReportInputs
 from services.analytics.metrics import compute_metrics
 from services.analytics.repository import AnalyticsRepository
+from services.analytics.telemetry import RECOMPUTES_SKIPPED, REPORT_RECOMPUTE_SECONDS, REPORTS_FINISHED
 from shared import contracts
 from shared.broker import Bus
 from shared.currency import DEFAULT_CURRENCY
-from shared.metrics import RECOMPUTES_SKIPPED, REPORT_RECOMPUTE_SECONDS, REPORTS_FINISHED
 from shared.mongo import Document
 from shared.totals import Totals, from_document, is_current_document
 

@@ -10,16 +10,16 @@ from dataclasses import dataclass
 
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream
-from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from services.analytics.handlers import AnalyticsHandlers
 from services.analytics.repository import AnalyticsRepository
 from shared import contracts, topology
-from shared.broker import Bus, declare_topology, make_broker
-from shared.deadletters import DlqDepthWatcher
+from shared.broker import Bus, make_broker
+from shared.dlq_watch import DlqDepthWatcher
 from shared.logging import configure_logging
-from shared.mongo import Document, ensure_indexes, make_client
-from shared.service import make_service_app
+from shared.mongo import Document
+from shared.service import ServiceStartup, service_app
 from shared.settings import Settings, get_settings
 
 
@@ -27,7 +27,6 @@ from shared.settings import Settings, get_settings
 class Runtime:
     """What exists only once the service has started."""
 
-    mongo: AsyncMongoClient[Document] | None = None
     handlers: AnalyticsHandlers | None = None
 
 
@@ -58,10 +57,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
         assert runtime.handlers is not None, "used before start-up"
         await runtime.handlers.recompute_report(command)
 
-    async def start() -> None:
-        runtime.mongo = make_client(settings)
-        db = runtime.mongo[settings.mongo_db]
-        await ensure_indexes(db)
+    async def build_handlers(db: AsyncDatabase[Document]) -> None:
         runtime.handlers = AnalyticsHandlers(
             AnalyticsRepository(db, settings.analytics_totals),
             bus,
@@ -69,21 +65,10 @@ def create_app(settings: Settings) -> AsgiFastStream:
             progress_interval_seconds=settings.progress_recompute_seconds,
             default_currency=settings.report_currency,
         )
-        await broker.connect()
-        await declare_topology(broker, settings)
 
-    async def stop() -> None:
-        if runtime.mongo is not None:
-            await runtime.mongo.close()
-
-    # Keeps saleswire_dlq_depth_messages fresh (any replica may; dashboards take the max).
-    dlq_watch = DlqDepthWatcher(settings)
-    return make_service_app(
-        "analytics",
-        broker,
-        lambda: runtime.mongo,
-        on_startup=[start, dlq_watch.start],
-        on_shutdown=[dlq_watch.stop, stop],
+    # The DLQ watcher keeps saleswire_dlq_depth_messages fresh (any replica may; dashboards take the max).
+    return service_app(
+        ServiceStartup("analytics", broker, settings, on_start=build_handlers, background=[DlqDepthWatcher(settings)])
     )
 
 

@@ -15,8 +15,9 @@ from shared.currency import DEFAULT_CURRENCY
 from shared.links_answer import LINKS_JSON_FIELD, encode_links
 from shared.mongo import COLLECTIONS, Document
 from shared.sale_chunks import rows_pipeline
+from shared.sale_rows import ACTION_STATUSES
+from shared.source_reports import FINAL_SOURCE_STATES, INGESTED
 from shared.totals import (
-    ACTION_STATUSES,
     ORDER_STRIDE,
     RETENTION_DAYS,
     REVENUE_STATUSES,
@@ -28,9 +29,6 @@ from shared.totals import (
     link_sort_key,
     to_document,
 )
-
-# Excel sources end "ingested", connector syncs "success"; either may end "failed".
-TERMINAL_SOURCE_STATES = frozenset({"ingested", "success", "failed"})
 
 
 def _utc(value: Any) -> datetime:
@@ -50,7 +48,7 @@ def folded_at_ingest(source: Document) -> Totals | None:
     release stored (without currencies or links) are not used."""
     if (
         source.get("kind", "excel") == "excel"
-        and source.get("status") == "ingested"
+        and source.get("status") == INGESTED
         and is_current_document(source.get("totals"))
     ):
         return from_document(source["totals"])
@@ -298,7 +296,8 @@ def totals_of_link_documents(docs: list[Document]) -> Totals:
     )
 
 
-# Chunks fetched per round trip by the scan strategy (≈ 50 KB each as BSON).
+# Chunks fetched per round trip by the scan strategy: a chunk is a hundred rows, so a batch stays
+# a few megabytes of BSON, far under the driver's 16 MB message cap.
 SCAN_BATCH_CHUNKS = 50
 
 
@@ -322,7 +321,7 @@ class AnalyticsRepository:
     """`strategy` picks how totals are computed (both give identical totals, tested):
     "aggregate" runs the `$group` pipeline in the database (best on MongoDB proper); "scan"
     streams the report's rows and folds them here (SecantusDB evaluates `$group` expressions in
-    Python, ≈ 7× slower than it serves a plain find — measured in docs/benchmarks.md)."""
+    Python, far slower than it serves a plain find: docs/benchmarks.md, "Report recompute")."""
 
     def __init__(self, db: AsyncDatabase[Document], strategy: str = "aggregate") -> None:
         if strategy not in ("aggregate", "scan"):
@@ -371,7 +370,7 @@ class AnalyticsRepository:
     async def sources_settled(self, report_id: str) -> bool:
         """True when no source of the report is still being read or synced."""
         unsettled = await self.sources.count_documents(
-            {"report_id": report_id, "status": {"$nin": list(TERMINAL_SOURCE_STATES)}}, limit=1
+            {"report_id": report_id, "status": {"$nin": list(FINAL_SOURCE_STATES)}}, limit=1
         )
         return unsettled == 0
 

@@ -13,16 +13,17 @@ from typing import Any
 
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream
-from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from services.connectors import commands
 from services.connectors.config import ConnectorSettings
 from services.connectors.sync import Scheduler, Services
 from shared import contracts, topology
-from shared.broker import Bus, declare_topology, make_broker
+from shared.broker import Bus, make_broker
+from shared.dlq_watch import DlqDepthWatcher
 from shared.logging import configure_logging
-from shared.mongo import Document, ensure_indexes, make_client
-from shared.service import make_service_app
+from shared.mongo import Document
+from shared.service import ServiceStartup, service_app
 from shared.settings import Settings, get_settings
 
 
@@ -30,7 +31,6 @@ from shared.settings import Settings, get_settings
 class Runtime:
     """What exists only once the service has started."""
 
-    mongo: AsyncMongoClient[Document] | None = None
     svc: Services | None = None
     scheduler: Scheduler | None = None
 
@@ -59,23 +59,17 @@ def create_app(settings: Settings, cfg: ConnectorSettings | None = None) -> Asgi
     async def on_check(msg: contracts.CheckConnection) -> None:
         await commands.check(runtime.services(), msg)
 
-    async def start() -> None:
-        runtime.mongo = make_client(settings)
-        db = runtime.mongo[settings.mongo_db]
-        await ensure_indexes(db)
+    # The DLQ watcher keeps saleswire_dlq_depth_messages fresh (any replica may; dashboards take the max).
+    startup = ServiceStartup("connectors", broker, settings, background=[DlqDepthWatcher(settings)])
+
+    async def build_services(db: AsyncDatabase[Document]) -> None:
         runtime.svc = Services(db=db, bus=bus, settings=settings, cfg=cfg)
-        await broker.connect()
-        await declare_topology(broker, settings)
         runtime.scheduler = Scheduler(runtime.svc)
-        runtime.scheduler.start()
+        # Started once the broker is connected, with the other background tasks.
+        startup.add_background(runtime.scheduler)
 
-    async def stop() -> None:
-        if runtime.scheduler is not None:
-            await runtime.scheduler.stop()
-        if runtime.mongo is not None:
-            await runtime.mongo.close()
-
-    return make_service_app("connectors", broker, lambda: runtime.mongo, on_startup=[start], on_shutdown=[stop])
+    startup.on_start = build_services
+    return service_app(startup)
 
 
 def _app_from_env() -> AsgiFastStream:

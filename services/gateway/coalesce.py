@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from prometheus_client import Counter
 
-from shared.metrics import READS_COALESCED, REQUESTS_COALESCED
+from services.gateway.telemetry import READS_COALESCED, REQUESTS_COALESCED
 from shared.service import ASGIApp, Receive, Scope, Send
 
 T = TypeVar("T")

@@ -49,8 +49,9 @@ async def current_user(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> User:
     # The database and the coalescer come straight off app.state rather than through `Db` and
-    # `Reads`: every request authenticates, and each dependency FastAPI solves costs ~12 µs of CPU
-    # (measured in-process on a probe app), a tenth of what the bare app spends on a whole request.
+    # `Reads`: every request authenticates, and each dependency FastAPI solves costs CPU on every
+    # request, a sizeable share of what the bare app spends on a whole one (docs/benchmarks.md,
+    # "Gateway load").
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token", {"WWW-Authenticate": "Bearer"})
     token = credentials.credentials

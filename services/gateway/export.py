@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from itertools import chain, islice
 from typing import Final, Literal
 
@@ -26,6 +26,8 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.chart import BarChart, Reference
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
+
+from shared.reports import to_number
 
 Row = Mapping[str, object]
 Kind = Literal["count", "money", "percent", "days"]
@@ -151,24 +153,6 @@ _INVALID_TITLE_CHARS: Final = re.compile(r"[\[\]:*?/\\\x00-\x1f]")
 
 
 # ----------------------------------------------------------------------------- value helpers
-
-
-def to_number(value: object) -> int | Decimal | float | None:
-    """A JSON/BSON/Python number as something Excel stores as a number; None for anything else."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float | Decimal):
-        return value
-    to_decimal = getattr(value, "to_decimal", None)  # bson.Decimal128 without importing bson here
-    if callable(to_decimal):
-        result = to_decimal()
-        return result if isinstance(result, Decimal) else None
-    if isinstance(value, str):
-        try:
-            return Decimal(value)
-        except InvalidOperation:
-            return None
-    return None
 
 
 def to_naive_utc(value: object) -> datetime | None:

@@ -9,8 +9,8 @@ import uuid
 from collections.abc import MutableMapping
 from typing import Any
 
+from services.gateway.telemetry import HTTP_LATENCY, HTTP_REQUESTS
 from shared.logging import correlation_id
-from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from shared.service import ASGIApp, Receive, Scope, Send
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")

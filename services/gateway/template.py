@@ -19,10 +19,11 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from services.gateway.export import DATE_FORMAT, DATETIME_FORMAT, ID_FORMAT, MONEY_FORMAT
+from shared.sale_rows import ACTION_STATUSES
 
 DATA_SHEET: Final = "Sales"
 HELP_SHEET: Final = "Columns"
-STATUS_VALUES: Final = ("lead", "sale", "funnel")
+STATUS_VALUES: Final = ACTION_STATUSES
 BOOLEAN_VALUES: Final = ("true", "false")
 # Validations cover this many data rows; Excel stores a range, so the size costs nothing.
 VALIDATED_ROWS: Final = 100_000

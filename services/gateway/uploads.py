@@ -5,8 +5,9 @@ part is written to GridFS in bounded batches of chunks, and the size limit and t
 (is this a spreadsheet at all?) are applied on the fly, before the rest of the body is read.
 
 The driver's own `GridIn` buffers up to 48 MB of chunks (its `_UPLOAD_BUFFER_SIZE`) before one
-insert, which put a 1 M-row upload's gateway peak at 225 MB; `GridFSWriter` writes the same
-GridFS layout (any GridFS reader opens it) with at most `FLUSH_CHUNKS` chunks in memory.
+insert, so the gateway's peak memory grew with the uploads in flight (measured in
+docs/benchmarks.md, "Pipeline"); `GridFSWriter` writes the same GridFS layout (any GridFS reader
+opens it) with at most `FLUSH_CHUNKS` chunks in memory.
 """
 
 from __future__ import annotations

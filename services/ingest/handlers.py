@@ -16,11 +16,12 @@ from typing import Any
 from services.ingest.excel import ParseJob, ParseLimits, ParseOutcome, parse_workbook
 from services.ingest.recorded import event_source_report_id, row_for
 from services.ingest.repository import IngestRepository, read_spool
+from services.ingest.telemetry import FILES_PROCESSED, PARSE_SECONDS, ROWS_INGESTED, ROWS_REJECTED
 from shared import contracts
 from shared.broker import Bus, PermanentError
-from shared.metrics import FILES_PROCESSED, PARSE_SECONDS, ROWS_INGESTED, ROWS_REJECTED
 from shared.sale_chunks import ChunkPacker
 from shared.settings import Settings
+from shared.source_reports import INGESTED
 from shared.totals import TotalsFold
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ class IngestHandlers:
             # The gateway already rejected and forgot this upload; nothing is left to do.
             log.info("source report %s no longer exists; skipping", command.source_report_id)
             return
-        if source.get("status") == "ingested":
+        if source.get("status") == INGESTED:
             # Stored before, but we may have died before announcing it: announce again (harmless).
             await self._announce(command, int(source.get("rows") or 0))
             return
@@ -137,7 +138,7 @@ class IngestHandlers:
                 "channel_id": report["channel_id"],
                 "kind": "event",
                 "name": event.source,
-                "status": "ingested",
+                "status": INGESTED,
                 "verdict": {"ok": True},
                 "created_at": event.occurred_at,
             }

@@ -10,16 +10,16 @@ from dataclasses import dataclass
 from faststream import AckPolicy
 from faststream.asgi import AsgiFastStream
 from faststream.rabbit import Channel
-from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from services.ingest.handlers import IngestHandlers
 from services.ingest.repository import IngestRepository
 from shared import contracts, topology
-from shared.broker import Bus, declare_topology, make_broker
-from shared.deadletters import DlqDepthWatcher
+from shared.broker import Bus, make_broker
+from shared.dlq_watch import DlqDepthWatcher
 from shared.logging import configure_logging
-from shared.mongo import Document, ensure_indexes, make_client
-from shared.service import make_service_app
+from shared.mongo import Document
+from shared.service import ServiceStartup, service_app
 from shared.settings import Settings, get_settings
 
 
@@ -32,8 +32,9 @@ def create_app(settings: Settings) -> AsgiFastStream:
         assert runtime.handlers is not None, "used before start-up"
         return runtime.handlers
 
-    # Parsing a workbook takes a child process and up to ~1.3 GB per million rows: take at most
-    # two files at a time per replica, whatever the default prefetch.
+    # Parsing a workbook takes a child process that holds the whole sheet in memory (peak RSS by
+    # size in docs/benchmarks.md, "Parsing"): take at most two files at a time per replica,
+    # whatever the default prefetch.
     @broker.subscriber(
         topology.rabbit_queue(settings, topology.UPLOAD_EXCEL),
         topology.bus_exchange(settings),
@@ -55,22 +56,12 @@ def create_app(settings: Settings) -> AsgiFastStream:
     async def on_sale_recorded(event: contracts.SaleRecorded) -> None:
         await handlers().sale_recorded(event)
 
-    async def start() -> None:
-        runtime.mongo = make_client(settings)
-        db = runtime.mongo[settings.mongo_db]
-        await ensure_indexes(db)
+    async def build_handlers(db: AsyncDatabase[Document]) -> None:
         runtime.handlers = IngestHandlers(IngestRepository(db), bus, settings)
-        await broker.connect()
-        await declare_topology(broker, settings)
 
-    async def stop() -> None:
-        if runtime.mongo is not None:
-            await runtime.mongo.close()
-
-    # Keeps saleswire_dlq_depth_messages fresh (any replica may; dashboards take the max).
-    dlq_watch = DlqDepthWatcher(settings)
-    return make_service_app(
-        "ingest", broker, lambda: runtime.mongo, on_startup=[start, dlq_watch.start], on_shutdown=[dlq_watch.stop, stop]
+    # The DLQ watcher keeps saleswire_dlq_depth_messages fresh (any replica may; dashboards take the max).
+    return service_app(
+        ServiceStartup("ingest", broker, settings, on_start=build_handlers, background=[DlqDepthWatcher(settings)])
     )
 
 
@@ -78,7 +69,6 @@ def create_app(settings: Settings) -> AsgiFastStream:
 class Runtime:
     """What exists only once the service has started."""
 
-    mongo: AsyncMongoClient[Document] | None = None
     handlers: IngestHandlers | None = None
 
 

@@ -17,7 +17,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from shared.mongo import COLLECTIONS, Document
+from shared.reports import REPORT_FAILED, REPORT_PENDING, REPORT_PROCESSING
 from shared.sale_chunks import count_pipeline, single
+from shared.source_reports import FAILED, INGESTED, PROCESSING, STORING
 from shared.totals import Totals, to_document
 
 log = logging.getLogger(__name__)
@@ -51,9 +53,9 @@ class IngestRepository:
 
     async def mark_processing(self, report_id: str, source_report_id: str) -> None:
         now = datetime.now(UTC)
-        await self.sources.update_one({"_id": source_report_id}, {"$set": {"status": "processing"}})
+        await self.sources.update_one({"_id": source_report_id}, {"$set": {"status": PROCESSING}})
         await self.reports.update_one(
-            {"_id": report_id, "status": "pending"}, {"$set": {"status": "processing", "updated_at": now}}
+            {"_id": report_id, "status": REPORT_PENDING}, {"$set": {"status": REPORT_PROCESSING, "updated_at": now}}
         )
 
     async def reject(self, report_id: str, source_report_id: str, verdict: dict[str, Any]) -> None:
@@ -62,20 +64,20 @@ class IngestRepository:
         await self.sales.delete_many({"source_report_id": source_report_id})
         await self.reports.update_one(
             {"_id": report_id},
-            {"$set": {"status": "failed", "error_message": verdict["detail"], "updated_at": now}},
+            {"$set": {"status": REPORT_FAILED, "error_message": verdict["detail"], "updated_at": now}},
         )
         await self.sources.update_one(
-            {"_id": source_report_id}, {"$set": {"status": "failed", "verdict": verdict, "rows": 0}}
+            {"_id": source_report_id}, {"$set": {"status": FAILED, "verdict": verdict, "rows": 0}}
         )
 
     async def accept(self, source_report_id: str, rows: int) -> None:
         await self.sources.update_one(
             {"_id": source_report_id},
-            {"$set": {"verdict": {"ok": True, "rows": rows}, "status": "storing", "rows": rows}},
+            {"$set": {"verdict": {"ok": True, "rows": rows}, "status": STORING, "rows": rows}},
         )
 
     async def mark_ingested(self, source_report_id: str, rows: int, totals: Totals | None = None) -> None:
-        done: dict[str, Any] = {"status": "ingested", "rows": rows, "ingested_at": datetime.now(UTC)}
+        done: dict[str, Any] = {"status": INGESTED, "rows": rows, "ingested_at": datetime.now(UTC)}
         if totals is not None:
             done["totals"] = to_document(totals)
         await self.sources.update_one({"_id": source_report_id}, {"$set": done})

@@ -15,7 +15,7 @@ from services.connectors.platforms.ofd import client as ofd
 from services.connectors.platforms.ofd import models as ofd_models
 from services.connectors.platforms.sweetclub import client as sweetclub
 from services.connectors.platforms.sweetclub import models as sweetclub_models
-from shared.metrics import CONNECTOR_CALLS
+from services.connectors.telemetry import CONNECTOR_CALLS
 from tests.connectors.conftest import Sandbox, control
 
 FAST = HttpConfig(

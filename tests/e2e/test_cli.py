@@ -31,7 +31,7 @@ Run = Callable[..., subprocess.CompletedProcess[str]]
 def saleswire_command() -> list[str]:
     # The console script declared in pyproject; `-m` when the package is not installed as a script.
     script = Path(sys.executable).parent / "saleswire"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "services.gateway.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "cli.saleswire"]
 
 
 @pytest.fixture(scope="module")

@@ -293,7 +293,7 @@ def test_cli_uploads_with_rates_and_sets_costs_and_rates(
     home = tmp_path_factory.mktemp("cli16")
     env = {**os.environ, "SALESWIRE_CONFIG": str(home / "config.json"), "COLUMNS": "260", "PYTHONIOENCODING": "utf-8"}
     script = Path(sys.executable).parent / "saleswire"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "services.gateway.cli"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "cli.saleswire"]
 
     def cli(*args: str) -> str:
         done = subprocess.run([*command, *args], env=env, cwd=home, capture_output=True, text=True, timeout=180)

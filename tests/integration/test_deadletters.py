@@ -16,9 +16,10 @@ from faststream import AckPolicy
 from faststream.rabbit import RabbitBroker
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from shared import contracts, deadletters, topology
+from cli import deadletters as deadletters_cli
+from shared import contracts, deadletters, dlq_watch, topology
 from shared.broker import REASON_HEADER, Bus, PermanentError, declare_topology, make_broker
-from shared.metrics import DLQ_DEPTH
+from shared.dlq_watch import DLQ_DEPTH
 from shared.settings import Settings
 from tests.infra import ROOT
 from tests.ops.namespace import drop_namespace
@@ -121,10 +122,10 @@ async def test_list_replay_and_discard_middleware_dead_letters(
     assert (await deadletters.dlq_depths(settings))[dlq] == 3
 
     # The gauge follows the broker, also when a service keeps it fresh in the background.
-    await deadletters.update_dlq_depth_gauge(settings)
+    await dlq_watch.update_dlq_depth_gauge(settings)
     assert REGISTRY.get_sample_value("saleswire_dlq_depth_messages", {"queue": dlq}) == 3
     DLQ_DEPTH.labels(queue=dlq).set(-1)
-    watcher = deadletters.DlqDepthWatcher(settings, interval_seconds=0.1)
+    watcher = dlq_watch.DlqDepthWatcher(settings, interval_seconds=0.1)
     await watcher.start()
     await wait_for(lambda: REGISTRY.get_sample_value("saleswire_dlq_depth_messages", {"queue": dlq}) == 3)
     await watcher.stop()
@@ -220,16 +221,16 @@ async def test_cli(settings: Settings, capsys: pytest.CaptureFixture[str]) -> No
     await broker.stop()
     await depth_is(settings, topology.UPLOAD_EXCEL, 2)
 
-    assert await deadletters.run(["list", "--json"], settings) == 0
+    assert await deadletters_cli.run(["list", "--json"], settings) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["message_id"] for line in lines] == ["m-0", "m-1"]
     assert {line["reason"] for line in lines} == {"PermanentError: file is gone"}
 
-    assert await deadletters.run(["list", "--queue", "nope"], settings) == 2
+    assert await deadletters_cli.run(["list", "--queue", "nope"], settings) == 2
     assert "unknown queue" in capsys.readouterr().err
-    assert await deadletters.run(["discard"], settings) == 2
-    assert await deadletters.run(["replay", "--id", "missing"], settings) == 1
-    assert await deadletters.run(["depths", "--json"], settings) == 0
+    assert await deadletters_cli.run(["discard"], settings) == 2
+    assert await deadletters_cli.run(["replay", "--id", "missing"], settings) == 1
+    assert await deadletters_cli.run(["depths", "--json"], settings) == 0
     dlq = topology.dead_letter_queue_name(settings, topology.UPLOAD_EXCEL)
     assert json.loads(capsys.readouterr().out)[dlq] == 2
 
@@ -242,7 +243,7 @@ async def test_cli(settings: Settings, capsys: pytest.CaptureFixture[str]) -> No
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "shared.deadletters",
+        "cli.deadletters",
         "discard",
         "--queue",
         "ingest.upload-excel",

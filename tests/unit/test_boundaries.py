@@ -33,3 +33,16 @@ def test_a_service_imports_no_other_service(service: str) -> None:
         if name.startswith("services.") and not name.startswith(f"services.{service}")
     }
     assert foreign == set()
+
+
+def test_the_command_line_tools_import_no_service() -> None:
+    # cli/ runs on an operator's or seller's machine: it may use shared/ contracts, HTTP and the
+    # broker, never a service's own code.
+    foreign = {
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in (ROOT / "cli").rglob("*.py")
+        for name in imported_modules(path)
+        if name.startswith("services")
+    }
+    assert (ROOT / "cli" / "saleswire.py").exists()
+    assert foreign == set()

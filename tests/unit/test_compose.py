@@ -14,8 +14,12 @@ from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
+from services.analytics import telemetry as analytics_series
+from services.connectors import telemetry as connectors_series
 from services.connectors.config import ConnectorSettings
-from shared import metrics
+from services.gateway import telemetry as gateway_series
+from services.ingest import telemetry as ingest_series
+from shared import dlq_watch, metrics
 from shared.settings import Settings
 from tests.infra import ROOT
 
@@ -213,9 +217,10 @@ def _known_series() -> dict[str, set[str]]:
         else:
             known[name] = labels
 
-    for value in vars(metrics).values():
-        if isinstance(value, MetricWrapperBase):
-            add(value)
+    for module in (metrics, dlq_watch, gateway_series, ingest_series, analytics_series, connectors_series):
+        for value in vars(module).values():
+            if isinstance(value, MetricWrapperBase):
+                add(value)
     registry = CollectorRegistry()
     RabbitPrometheusMiddleware(registry=registry)
     for collector in list(registry._collector_to_names):

@@ -31,9 +31,9 @@ from services.connectors.sync.rows_store import RowsStore
 from services.connectors.sync.run_state import RunState
 from services.connectors.sync.services import Services, build_puller, options_of
 from services.connectors.sync.state_store import SyncStateStore
+from services.connectors.telemetry import SALES_SYNCED
 from shared import contracts
 from shared.logging import correlated
-from shared.metrics import SALES_SYNCED
 from shared.mongo import COLLECTIONS, Document
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from services.connectors.platforms.base.puller import Enrichment, Puller
 from services.connectors.sync.rows_store import Pending, RowsStore
 from services.connectors.sync.run_state import RunState
-from shared.metrics import CONNECTOR_DETAIL_CALLS
+from services.connectors.telemetry import CONNECTOR_DETAIL_CALLS
 
 
 class Enricher:

@@ -28,7 +28,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.connectors.platforms.base.puller import Enrichment, Quarantined
 from services.connectors.platforms.base.rows import Row
 from services.connectors.sync.leases import now
-from shared.metrics import CONNECTOR_QUARANTINED
+from services.connectors.telemetry import CONNECTOR_QUARANTINED
 from shared.mongo import COLLECTIONS, Document
 from shared.sale_chunks import single
 

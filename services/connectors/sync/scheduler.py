@@ -21,7 +21,7 @@ from services.connectors.sync.engine import SyncEngine
 from services.connectors.sync.leases import Leases, now
 from services.connectors.sync.planning import due_for_poll, poll_is_due, running, sync_lag_seconds
 from services.connectors.sync.services import Services
-from shared.metrics import SYNC_LAG_SECONDS
+from services.connectors.telemetry import SYNC_LAG_SECONDS
 from shared.mongo import COLLECTIONS, Document
 
 log = logging.getLogger(__name__)

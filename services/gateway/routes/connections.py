@@ -29,6 +29,7 @@ from shared import contracts
 from shared.contracts import ChannelId
 from shared.credentials import CredentialsBox, Kind, missing_credentials
 from shared.mongo import COLLECTIONS, Document
+from shared.source_reports import PENDING
 
 router = APIRouter(prefix="/connections", tags=["connections"], responses=COMMON_RESPONSES)
 
@@ -367,7 +368,7 @@ async def attach_to_report(connection_id: str, body: AttachIn, user: CurrentUser
         "source": conn["kind"],
         "period_start": datetime.combine(body.period_start, datetime.min.time(), UTC),
         "period_end": datetime.combine(body.period_end, datetime.min.time(), UTC),
-        "status": "pending",
+        "status": PENDING,
         "progress": {"state": "idle", "pages": 0, "sales": 0},
         "error_message": None,
         "creator_id": user.id,

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bson import Decimal128, Int64
 
 from shared.currency import CurrencyInvalid, normalise_currency
+from shared.sale_rows import MS_PER_DAY
 
 Converter = Callable[[Any], Any]
 
@@ -255,7 +256,8 @@ def parse_money(value: Any) -> Decimal | None:
 
 # Decimal128 BID layout for a non-negative coefficient c < 2^113 and exponent e:
 # high word = (e + 6176) << 49 | c >> 64, low word = c & (2^64 - 1). Building the words directly
-# is ~5x faster than Decimal128(Decimal) (pure Python), which matters at a million rows.
+# skips Decimal128(Decimal)'s pure-Python path, which a million-row file pays once per amount
+# (docs/benchmarks.md, "Parsing": where the time goes).
 _CENTS_HIGH: Final = (6176 - 2) << 49
 _LOW_MASK: Final = (1 << 64) - 1
 _FLOAT_MAX_AMOUNT: Final = 1e15
@@ -337,7 +339,6 @@ EXCEL_EPOCH: Final = datetime(1899, 12, 30)
 # Serial numbers of 1900-01-01 and 2101-01-01: the sane range of dates in a sales file.
 _SERIAL_MIN: Final = (datetime(MIN_YEAR, 1, 1) - EXCEL_EPOCH).days
 _SERIAL_END: Final = (datetime(MAX_YEAR + 1, 1, 1) - EXCEL_EPOCH).days
-_MS_PER_DAY: Final = 86_400_000
 _DOTTED = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?")
 _DATE_REASON: Final = "is not a valid date (use 2024-01-31, 31.01.2024, 31.01.2024 14:05 or an Excel date)"
 
@@ -362,7 +363,7 @@ def _from_serial(value: float) -> datetime:
     # NaN and infinities fail the comparison too.
     if not _SERIAL_MIN <= value < _SERIAL_END:
         raise _invalid_date(f"is a number outside the dates {MIN_YEAR}..{MAX_YEAR}")
-    return EXCEL_EPOCH + timedelta(milliseconds=round(value * _MS_PER_DAY))
+    return EXCEL_EPOCH + timedelta(milliseconds=round(value * MS_PER_DAY))
 
 
 def parse_local_datetime(value: Any) -> datetime | None:

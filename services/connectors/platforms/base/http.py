@@ -31,7 +31,7 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
-from shared.metrics import CONNECTOR_CALL_SECONDS, CONNECTOR_CALLS
+from services.connectors.telemetry import CONNECTOR_CALL_SECONDS, CONNECTOR_CALLS
 
 log = logging.getLogger(__name__)
 

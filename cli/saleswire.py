@@ -13,6 +13,10 @@
 
 The URL and token live in a JSON file readable only by the owner ($SALESWIRE_CONFIG, or
 ~/.config/saleswire/config.json). Every failure is one plain sentence on stderr and a non-zero exit.
+
+It runs on the seller's machine, not in any Saleswire process: it talks to the gateway over HTTP
+only and takes the report's figures and states from `shared/` (`python -m cli.saleswire` when the
+`saleswire` script is not installed).
 """
 
 from __future__ import annotations
@@ -46,13 +50,12 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from services.gateway.export import METRICS, Metric, metric_value, to_number
 from shared.currency import CurrencyInvalid, parse_rates
+from shared.reports import FINAL_REPORT_STATES, NUMBER_METRICS, MetricField, metric_value, to_number
 
 EXIT_ERROR: Final = 1
 CHUNK_SIZE: Final = 256 * 1024
 XLSX_CONTENT_TYPE: Final = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-FINAL_STATUSES: Final = ("success", "failed")
 # The gateway may hold the upload request while ingest validates the file (up to its
 # validation_wait_seconds, 600 by default), so the read timeout is long by default.
 DEFAULT_TIMEOUT: Final = 900.0
@@ -340,7 +343,7 @@ class Gateway:
 # ----------------------------------------------------------------------------- rendering
 
 
-def format_metric(metric: Metric, value: int | Decimal | None) -> str:
+def format_metric(metric: MetricField, value: int | Decimal | None) -> str:
     if value is None:
         return empty_mark()
     if metric.kind == "count":
@@ -364,9 +367,9 @@ def metrics_table(report: Mapping[str, Any]) -> Table:
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("definition", overflow="fold")
-    for metric in METRICS:
+    for metric in NUMBER_METRICS:
         table.add_row(
-            Text(f"{metric.label} ({metric.key})"),
+            Text(f"{metric.label_en} ({metric.key})"),
             Text(format_metric(metric, metric_value(report, metric))),
             Text(metric.definition_en),
         )
@@ -625,7 +628,7 @@ def _follow(gateway: Gateway, report_id: str, wait_timeout: float, poll_interval
             report = gateway.report(report_id)
             state = str(report.get("status"))
             status.update(f"report {report_id}: {state}")
-            if state in FINAL_STATUSES:
+            if state in FINAL_REPORT_STATES:
                 return report
             if time.monotonic() >= deadline:
                 raise CliError(

@@ -14,7 +14,7 @@ import pytest
 from python_multipart import parse_form
 from typer.testing import CliRunner, Result
 
-from services.gateway import cli
+from cli import saleswire as cli
 
 URL = "http://gateway.test"
 TOKEN = "sw_secret"
