@@ -58,29 +58,33 @@ class ClusterConnection(RobustConnection):
     def _node_name(self) -> str:
         return f"{self.node_url.host}:{self.node_url.port}"
 
-    def _next_node(self) -> None:
-        self._node = (self._node + 1) % len(self._node_urls)
+    def _use_node(self, index: int) -> None:
+        self._node = index % len(self._node_urls)
         self.url = self._node_urls[self._node]
 
     async def _on_connection_close(self, closing: asyncio.Future[Any]) -> None:
-        # The node we were on is gone or going: the next attempt starts at the next one.
+        # The node we were on is gone or going: the next attempt starts at the next one. (aio-pika
+        # also calls this when an attempt fails; the attempt loop below sets the node it tries.)
         if not self._close_called:
-            self._next_node()
+            self._use_node(self._node + 1)
         await super()._on_connection_close(closing)
 
     # RobustConnection's (name-mangled) single attempt; its retry loop calls this one.
     async def _RobustConnection__connect_transport(self) -> None:  # noqa: N802 - the name it overrides
+        first = self._node
         last: Exception | None = None
-        for _ in range(len(self._node_urls)):
+        for step in range(len(self._node_urls)):
+            self._use_node(first + step)
+            node = self._node_name()
             try:
                 await super()._RobustConnection__connect_transport()  # type: ignore[misc]
             except Exception as exc:  # refused, timed out, or restoring channels failed there
                 last = exc
-                log.warning("RabbitMQ node %s unavailable (%r), trying the next one", self._node_name(), exc)
-                self._next_node()
+                log.warning("RabbitMQ node %s unavailable (%r), trying the next one", node, exc)
             else:
-                log.info("connected to RabbitMQ node %s", self._node_name())
+                log.info("connected to RabbitMQ node %s", node)
                 return
+        self._use_node(first + 1)
         assert last is not None
         raise last
 
