@@ -25,6 +25,7 @@ import pytest
 from shared import topology
 from shared.mongo import COLLECTIONS
 from shared.sale_chunks import rows_pipeline
+from tests.connectors.conftest import Sandbox, control, sandbox  # noqa: F401 - the session fixture
 from tests.e2e.conftest import Stack
 from tests.infra import MongoServer
 from tests.reliability.campaign import Row, campaign_xlsx, make_rows, metrics_of, reference_metrics
@@ -49,7 +50,9 @@ def cluster() -> Iterator[RabbitCluster]:
 @pytest.fixture(scope="module")
 def cluster_stack(mongo_server: MongoServer, cluster: RabbitCluster) -> Iterator[Stack]:
     urls = cluster.urls
-    with running_stack(mongo_server.url, urls[0], rabbit_urls=",".join(urls), publish_failover_seconds=60) as stack:
+    with running_stack(
+        mongo_server.url, urls[0], connectors=True, rabbit_urls=",".join(urls), publish_failover_seconds=60
+    ) as stack:
         yield stack
 
 
@@ -185,4 +188,80 @@ def test_killing_the_queue_leader_loses_nothing(cluster: RabbitCluster, cluster_
             break
         time.sleep(0.5)
     assert busy == [], busy
+    assert dead_letter_depths(stack) == {}
+
+
+SC_CREDENTIALS = {"username": "testapi@testapi.com", "password": "testapi@testapi.com"}
+
+
+def _queues_idle(cluster: RabbitCluster, namespace: str, timeout: float = 60) -> list[dict[str, object]]:
+    deadline = time.monotonic() + timeout
+    busy: list[dict[str, object]] = []
+    while time.monotonic() < deadline:
+        busy = [q for q in cluster.queues(namespace) if q["messages_ready"] or q["messages_unacknowledged"]]
+        if not busy:
+            break
+        time.sleep(1.5)
+    return busy
+
+
+@pytest.mark.timeout(900)
+def test_connector_syncs_survive_a_leader_kill(
+    cluster: RabbitCluster,
+    cluster_stack: Stack,
+    sandbox: Sandbox,  # noqa: F811
+) -> None:
+    """SweetClub syncs running (through the connectors service, on the cluster) while the node
+    leading the sync queue is killed: every sync ends `success` and every report holds its
+    campaign's sales plus exactly the sandbox's paid ones."""
+    stack = cluster_stack
+    control(sandbox.sweetclub, "reset", {"size": 150, "seed": 21})
+    truth = control(sandbox.sweetclub, "truth", method="GET")["sales"]  # type: ignore[index]
+    paid = [s for s in truth if s["status"] == "1"]
+    paid_total = sum((Decimal(s["total"]) for s in paid), Decimal(0))
+    h = stack.headers("carol")
+    base = stack.gateway_url
+    syncs: list[tuple[str, str, str, list[Row]]] = []
+    for i in range(3):
+        rows = make_rows(30, seed=700 + i)
+        r = upload(stack, "carol", campaign_xlsx(rows), budget="100", name=f"sync-{i}")
+        assert r.status_code == 200, r.text
+        conn = httpx.post(f"{base}/connections", headers=h, timeout=30, json={
+            "kind": "sweetclub", "channel_id": -1001234567890, "base_url": sandbox.sweetclub,
+            "credentials": SC_CREDENTIALS, "poll_interval_seconds": 0}).json()  # fmt: skip
+        period = {"report_id": r.json()["report_id"], "period_start": "2000-01-01", "period_end": "2035-12-31"}
+        source = httpx.post(f"{base}/connections/{conn['id']}/sources", headers=h, json=period, timeout=30).json()
+        syncs.append((conn["id"], source["id"], r.json()["report_id"], rows))
+    sync_queue = topology.queue_name(stack.settings, topology.SYNC_CONNECTION)
+    leader = cluster.node_of_name(
+        next(q["leader"] for q in cluster.queues(stack.settings.namespace) if q["name"] == sync_queue)
+    )
+    for cid, sid, _, _ in syncs:
+        r = httpx.post(f"{base}/connections/{cid}/sync", headers=h, json={"source_report_id": sid}, timeout=60)
+        assert r.status_code == 202, r.text
+    time.sleep(0.5)  # the syncs are under way
+    cluster.kill(leader)
+    time.sleep(DOWN_SECONDS)
+    cluster.start_node(leader)
+    for cid, sid, rid, rows in syncs:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            progress = httpx.get(f"{base}/connections/{cid}/sources/{sid}", headers=h, timeout=30).json()
+            if progress["status"] in ("success", "failed"):
+                break
+            time.sleep(0.5)
+        assert progress["status"] == "success", progress
+        campaign = reference_metrics(rows, Decimal(100))
+        expected = (
+            campaign["sales"] + len(paid),
+            (Decimal(str(campaign["profit"])) + paid_total).quantize(Decimal("0.01")),
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            report = wait_report(stack, "carol", rid, timeout=60)
+            if (report.get("sales"), Decimal(str(report.get("profit")))) == expected:
+                break
+            time.sleep(0.5)
+        assert (report.get("sales"), Decimal(str(report.get("profit")))) == expected, (rid, report)
+    assert _queues_idle(cluster, stack.settings.namespace) == []
     assert dead_letter_depths(stack) == {}
