@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from shared import contracts, topology
 from shared.logging import correlation_id
 from shared.metrics import MESSAGES_DEAD_LETTERED, MESSAGES_REDELIVERED
+from shared.rabbit_cluster import publish_with_failover, use_cluster
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -106,8 +107,9 @@ class DeadLetters:
 
 def make_broker(settings: Settings, *, registry: CollectorRegistry = REGISTRY) -> RabbitBroker:
     dead_letters = DeadLetters(settings)
+    nodes = settings.rabbit_nodes
     broker = RabbitBroker(
-        settings.rabbit_url,
+        nodes[0],
         default_channel=Channel(prefetch_count=settings.prefetch_count, on_return_raises=True),
         middlewares=[RabbitPrometheusMiddleware(registry=registry, app_name="saleswire"), dead_letters],
         # A log line per message is a visible share of a consumer's CPU (docs/benchmarks.md,
@@ -116,6 +118,7 @@ def make_broker(settings: Settings, *, registry: CollectorRegistry = REGISTRY) -
         reconnect_interval=1.0,
     )
     dead_letters.broker = broker
+    use_cluster(broker, nodes)
     return broker
 
 
@@ -143,13 +146,20 @@ class Bus:
 
     async def publish(self, message: contracts.Message) -> None:
         kind = type(message)
-        await self.broker.publish(
-            message,
-            exchange=topology.bus_exchange(self.settings),
-            routing_key=topology.ROUTING_KEYS[kind],
-            persist=True,
-            mandatory=kind in topology.COMMANDS,
-            correlation_id=message.correlation_id,
-            message_id=message.message_id,
-            timeout=10,
-        )
+
+        async def publish() -> Any:
+            return await self.broker.publish(
+                message,
+                exchange=topology.bus_exchange(self.settings),
+                routing_key=topology.ROUTING_KEYS[kind],
+                persist=True,
+                mandatory=kind in topology.COMMANDS,
+                correlation_id=message.correlation_id,
+                message_id=message.message_id,
+                timeout=10,
+            )
+
+        if len(self.settings.rabbit_nodes) == 1:
+            await publish()  # one node: nothing to fail over to, the caller answers at once
+        else:
+            await publish_with_failover(publish, budget_seconds=self.settings.publish_failover_seconds)

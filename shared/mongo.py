@@ -15,6 +15,22 @@ from shared.settings import Settings
 Document = dict[str, Any]
 
 
+# What the services rely on from the database, set here so that no connection string can turn it
+# off (keyword options win over the URL's). See docs/scaling.md for the reasons.
+# - A write is acknowledged once a majority of the replica set has it: a message is acked only
+#   after its effect is durable (SPEC §1), and a write only the old primary had is rolled back
+#   when it fails over.
+# - Reads go to the primary: the gateway waits for ingest's verdict and reads a report right after
+#   analytics wrote it; a lagging secondary would answer with the state before.
+# - Reads see only majority-committed data, so nothing is acted on that a failover rolls back.
+# - Retryable writes and reads: a primary election mid-write is retried once by the driver. Every
+#   write is one document, or an unordered bulk of inserts/upserts keyed by `_id` or a unique
+#   index, so no multi-document transaction is needed (none is used).
+WRITE_CONCERN: Final = "majority"
+READ_PREFERENCE: Final = "primary"
+READ_CONCERN: Final = "majority"
+
+
 def make_client(settings: Settings) -> AsyncMongoClient[Document]:
     return AsyncMongoClient(
         settings.mongo_url,
@@ -22,6 +38,10 @@ def make_client(settings: Settings) -> AsyncMongoClient[Document]:
         uuidRepresentation="standard",
         serverSelectionTimeoutMS=5_000,
         retryWrites=True,
+        retryReads=True,
+        w=WRITE_CONCERN,
+        readPreference=READ_PREFERENCE,
+        readConcernLevel=READ_CONCERN,
     )
 
 

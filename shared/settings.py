@@ -14,6 +14,13 @@ class Settings(BaseSettings):
 
     # --- infrastructure -------------------------------------------------------------------
     rabbit_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    # Every node of a RabbitMQ cluster, comma-separated (e.g. the output of
+    # `scripts/rabbitmq-cluster.sh urls`). Empty: the one node of `rabbit_url`. With several, a
+    # service connects to one of them and moves to a surviving one when it dies (shared.rabbit_cluster).
+    rabbit_urls: str = ""
+    # With several nodes, how long a publish that failed with its node keeps retrying on the
+    # others before it fails (an upload then answers 503). With one node a publish fails at once.
+    publish_failover_seconds: float = 30.0
     # Prefix of every exchange and queue name, so that a test run and a demo can share one broker.
     namespace: str = "saleswire"
     mongo_url: str = "mongodb://127.0.0.1:27017/?directConnection=true"
@@ -73,6 +80,11 @@ class Settings(BaseSettings):
     )
 
     log_level: str = "INFO"
+
+    @property
+    def rabbit_nodes(self) -> list[str]:
+        """The AMQP URL of every broker node the services may use (at least `rabbit_url`)."""
+        return [url.strip() for url in self.rabbit_urls.split(",") if url.strip()] or [self.rabbit_url]
 
 
 @lru_cache(maxsize=1)

@@ -272,3 +272,96 @@ def test_dashboard_has_the_operations_sections() -> None:
     rows = {p["title"] for p in _dashboard()["panels"] if p["type"] == "row"}
     assert {"Throughput", "Errors", "Latency", "Queues", "Dead letters", "Connectors and sync"} <= rows
     assert "Uploads and reports" in rows
+
+
+# --- profile `cluster`: replica set, clustered RabbitMQ, two replicas of every service ---------
+
+CLUSTER_RABBITS = ("cluster-rabbitmq-1", "cluster-rabbitmq-2", "cluster-rabbitmq-3")
+CLUSTER_MONGOS = ("cluster-mongo-1", "cluster-mongo-2", "cluster-mongo-3")
+
+
+def _cluster(services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {name: s for name, s in services.items() if "cluster" in s.get("profiles", [])}
+
+
+def test_cluster_profile_is_separate_from_the_single_server_setup(services: dict[str, dict[str, Any]]) -> None:
+    cluster = _cluster(services)
+    expected = {*CLUSTER_RABBITS, *CLUSTER_MONGOS, "cluster-mongo-init"} | {f"cluster-{n}" for n in PYTHON_SERVICES}
+    assert set(cluster) == expected
+    assert all(name.startswith("cluster-") for name in cluster)
+    for name in (*PYTHON_SERVICES, *INFRA):  # `docker compose up` alone still runs one of each
+        assert not services[name].get("profiles"), name
+    for name, service in cluster.items():  # nothing in the profile leans on the single-server infra
+        assert not set(service.get("depends_on", {})) & {*PYTHON_SERVICES, *INFRA}, name
+    published = [p.split(":")[0] for s in services.values() for p in s.get("ports", [])]
+    assert len(published) == len(set(published)), "two services publish the same host port"
+
+
+def test_cluster_mongo_is_a_three_member_replica_set_with_an_init_step(services: dict[str, dict[str, Any]]) -> None:
+    names = set()
+    for name in CLUSTER_MONGOS:
+        mongo = services[name]
+        assert mongo["image"] == "mongo:7" and mongo["hostname"] == name
+        command = mongo["command"]
+        names.add(command[command.index("--replSet") + 1])
+        assert any(v.endswith(":/data/db") for v in mongo["volumes"])
+    [replica_set] = names
+    assert len({v.split(":")[0] for n in CLUSTER_MONGOS for v in services[n]["volumes"]}) == 3  # own data each
+    init = services["cluster-mongo-init"]
+    script = init["command"][-1]
+    assert f"_id: '{replica_set}'" in script and "rs.initiate" in script and "rs.status()" in script
+    members = re.findall(r"\{_id: (\d), host: '([\w-]+):27017'\}", script)
+    assert sorted(host for _, host in members) == list(CLUSTER_MONGOS)
+    assert len({i for i, _ in members}) == 3
+    assert set(init["depends_on"]) == set(CLUSTER_MONGOS)
+    assert all(d["condition"] == "service_healthy" for d in init["depends_on"].values())
+    for name in PYTHON_SERVICES:
+        service = services[f"cluster-{name}"]
+        assert service["depends_on"]["cluster-mongo-init"]["condition"] == "service_completed_successfully"
+        url = env_of(service)["SALESWIRE_MONGO_URL"]
+        hosts, _, query = url.removeprefix("mongodb://").partition("/?")
+        assert sorted(h.removesuffix(":27017") for h in hosts.split(",")) == list(CLUSTER_MONGOS)
+        assert f"replicaSet={replica_set}" in query and "directConnection" not in query
+
+
+def test_cluster_rabbitmq_nodes_form_one_cluster(services: dict[str, dict[str, Any]]) -> None:
+    cookies = set()
+    for name in CLUSTER_RABBITS:
+        node = services[name]
+        assert node["image"] == "rabbitmq:3-management" and node["hostname"] == name
+        cookies.add(node["environment"]["RABBITMQ_ERLANG_COOKIE"])
+        mounts = {m.split(":")[1]: m.split(":")[0] for m in node["volumes"]}
+        conf = (ROOT / mounts["/etc/rabbitmq/conf.d/30-cluster.conf"]).read_text()
+        assert "cluster_formation.peer_discovery_backend = classic_config" in conf
+        peers = re.findall(r"^cluster_formation\.classic_config\.nodes\.\d+ = rabbit@([\w-]+)$", conf, flags=re.M)
+        assert sorted(peers) == list(CLUSTER_RABBITS)
+        assert "20-saleswire.conf" in " ".join(mounts)  # the same broker settings as the single node
+        assert mounts["/var/lib/rabbitmq"] == f"{name}-data"
+        assert "all_running" in " ".join(node["healthcheck"]["test"]) and "= 3" in node["healthcheck"]["test"][-1]
+    assert len(cookies) == 1, "the nodes need one Erlang cookie"
+
+
+def test_cluster_runs_two_replicas_of_every_service_on_every_node(services: dict[str, dict[str, Any]]) -> None:
+    fields = set(Settings.model_fields)
+    for name, port in PYTHON_SERVICES.items():
+        service = services[f"cluster-{name}"]
+        assert service["deploy"]["replicas"] == 2, name
+        assert service["command"][1] == f"services.{name}.main:app"
+        assert service["image"] == services[name]["image"]
+        env = env_of(service)
+        assert env["SERVICE_PORT"] == str(port)
+        urls = env["SALESWIRE_RABBIT_URLS"].split(",")
+        assert sorted(u.split("@")[1] for u in urls) == [f"{n}:5672/" for n in CLUSTER_RABBITS]
+        assert Settings(rabbit_urls=env["SALESWIRE_RABBIT_URLS"]).rabbit_nodes == urls
+        assert env["SALESWIRE_RABBIT_URL"] in urls
+        for node in CLUSTER_RABBITS:
+            assert service["depends_on"][node]["condition"] == "service_healthy"
+        for key in env:
+            if key.startswith("SALESWIRE_") and not key.startswith("SALESWIRE_CONNECTORS_"):
+                assert key.removeprefix("SALESWIRE_").lower() in fields, key
+    # Two gateway replicas need two host ports.
+    [ports] = services["cluster-gateway"]["ports"]
+    first, last = map(int, ports.split(":")[0].split("-"))
+    assert last - first + 1 == services["cluster-gateway"]["deploy"]["replicas"]
+    assert all(not services[f"cluster-{n}"].get("ports") for n in PYTHON_SERVICES if n != "gateway")
+    assert services["cluster-connectors"]["depends_on"]["sandbox"]["condition"] == "service_healthy"
