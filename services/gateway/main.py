@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo.errors import PyMongoError
 
+import services.gateway.web as web_page
 from services.gateway.coalesce import ReadCoalescer, ReadCoalescingMiddleware
 from services.gateway.middleware import RequestContextMiddleware
 from services.gateway.routes import connections, exports, sales
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sales.router)
     app.include_router(exports.router)
     app.include_router(connections.router)
+    web_page.mount(app)
 
     @app.get("/health", tags=["ops"], summary="The process is alive")
     async def health() -> dict[str, str]:
