@@ -107,7 +107,7 @@ function CreateConnection({ channel, onCreated }) {
 }
 
 function Connection({ connection, reports, onDeleted }) {
-  const c = connection;
+  const [c, setConnection] = useState(connection);
   const [check, setCheck] = useState(null);
   const [checking, setChecking] = useState(false);
   const [sources, setSources] = useState([]);
@@ -139,6 +139,8 @@ function Connection({ connection, reports, onDeleted }) {
       // Stop once a run was seen and none is left, or when a run never started within 20 s.
       if ((sawRun.current && !running) || (!sawRun.current && Date.now() - syncing > 20000)) {
         setSyncing(0);
+        const fresh = await api("GET", `/connections/${c.id}`); // its last_synced_at moved
+        if (!stop && fresh.ok) setConnection(fresh.data);
         return;
       }
       timer = setTimeout(poll, 1000);
@@ -202,7 +204,7 @@ function Connection({ connection, reports, onDeleted }) {
     <h3 id=${`conn-${pid}`}>${title}</h3>
     <p class="muted">${c.base_url} · ${t("conn.last_synced")}: ${when(c.last_synced_at)}</p>
     <div class="actions">
-      <button type="button" onClick=${doCheck} disabled=${checking} aria-label=${t("conn.check_named", { name: title })}>${checking ? t("conn.checking") : t("conn.check")}</button>
+      <button type="button" onClick=${doCheck} disabled=${checking}>${checking ? t("conn.checking") : t("conn.check")}<span class="sr-only">: ${title}</span></button>
       <button type="button" onClick=${() => doSync(null)} disabled=${sources.length === 0}>${t("conn.sync_all")}</button>
       ${!confirming && html`<button type="button" class="danger" onClick=${() => setConfirming(true)}>${t("conn.delete")}</button>`}
       ${confirming && html`<span role="group" aria-label=${t("conn.delete_confirm", { name: title })}>

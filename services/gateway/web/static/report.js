@@ -273,7 +273,7 @@ function Sources({ report }) {
       <tbody>${sources.map((s) => html`<tr>
         <td>${s.name}</td><td>${s.kind}</td><td><${Badge} status=${s.status} /></td>
         <td class="num">${num(s.rows)}</td><td>${when(s.created_at)}</td>
-        <td><a href=${`#/rows/${report.channel_id}/${s.id}`} aria-label=${t("sources.rows_of", { name: s.name })}>${t("sources.rows_link")}</a></td>
+        <td><a href=${`#/rows/${report.channel_id}/${s.id}`}>${t("sources.rows_link")}<span class="sr-only">: ${s.name}</span></a></td>
       </tr>`)}</tbody>
     </table></div>`}
   </section>`;

@@ -35,6 +35,7 @@ export function has(key) {
 
 // ---------------------------------------------------------------- formats
 const numberFormat = new Intl.NumberFormat(lang, { maximumFractionDigits: 2 });
+const moneyFormat = new Intl.NumberFormat(lang, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 const dateFormat = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short", timeZone: "UTC" });
 
 export function num(value) {
@@ -43,7 +44,7 @@ export function num(value) {
 
 export function money(value, currency) {
   if (value === null || value === undefined) return "—";
-  return currency ? `${numberFormat.format(Number(value))} ${currency}` : numberFormat.format(Number(value));
+  return currency ? `${moneyFormat.format(Number(value))} ${currency}` : moneyFormat.format(Number(value));
 }
 
 export function percent(value) {
