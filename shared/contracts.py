@@ -12,8 +12,9 @@ from decimal import Decimal
 from typing import Annotated, Literal
 from uuid import uuid4
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from shared.currency import normalise_currency
 from shared.logging import correlation_id
 
 ChannelId = Annotated[int, Field(ge=-(2**63), le=2**63 - 1, description="Telegram chat id (64-bit signed)")]
@@ -59,6 +60,17 @@ class UploadExcel(Message):
     timezone: str = "UTC"
     # The report's currency (ISO 4217): the currency of amounts that name none of their own.
     currency: str = "RUB"
+
+
+class RecomputeReport(Message):
+    """Gateway → analytics: the report's exchange rates or link costs changed (already saved on the
+    report, with `inputs_version` incremented); recompute it from its stored totals, without
+    reading its rows again, and save the figures with `applied_inputs_version`."""
+
+    kind: Literal["recompute_report"] = "recompute_report"
+    report_id: str
+    reason: Literal["exchange_rates", "link_costs"]
+    inputs_version: int = Field(ge=0)
 
 
 class SyncConnection(Message):
@@ -123,6 +135,16 @@ class RecordedSale(BaseModel):
     sub_date: datetime | None = None
     action_date: datetime | None = None
     invite_link: str | None = None
+    currency: str | None = Field(
+        default=None,
+        description="ISO 4217 code or symbol (₽, руб, R$, $, €) of purchase_amount; default: the report's currency",
+    )
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, value: str | None) -> str | None:
+        # An unknown code fails validation, so the message is dead-lettered with the reason.
+        return None if value is None else normalise_currency(value)
 
 
 class SaleRecorded(Message):

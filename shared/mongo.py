@@ -34,6 +34,9 @@ class Collections:
     reports: str = "reports"
     source_reports: str = "source_reports"
     sales: str = "sales"
+    # One document per report: its links table (SPEC §4.2), written by analytics only, `_id` is
+    # the report's id, so the gateway's read is one lookup by primary key (no other index).
+    report_links: str = "report_links"
     idempotency: str = "idempotency_keys"
     connections: str = "connections"
     sync_state: str = "sync_state"

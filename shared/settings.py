@@ -64,6 +64,9 @@ class Settings(BaseSettings):
 
     # --- API ------------------------------------------------------------------------------
     max_page_limit: int = 1000
+    # How long PUT .../exchange-rates and .../links/costs wait for analytics to apply the new
+    # inputs before answering 202 (the report then shows them as soon as analytics is done).
+    recompute_wait_seconds: float = 10.0
     # Key that encrypts connection credentials at rest (Fernet, urlsafe base64 of 32 bytes).
     credentials_key: SecretStr = Field(
         default=SecretStr("ZGV2LW9ubHkta2V5LWNoYW5nZS1tZS1pbi1wcm9kISE="),

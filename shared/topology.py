@@ -19,6 +19,7 @@ from shared.settings import Settings
 ROUTING_KEYS: dict[type[contracts.Message], str] = {
     contracts.UploadExcel: "command.upload_excel",
     contracts.SyncConnection: "command.sync_connection",
+    contracts.RecomputeReport: "command.recompute_report",
     contracts.CheckConnection: "command.connectors.check",
     contracts.SweetClubSaleAdd: "command.sweetclub.sale_add",
     contracts.SweetClubRefundAdd: "command.sweetclub.refund_add",
@@ -31,6 +32,7 @@ COMMANDS: frozenset[type[contracts.Message]] = frozenset(
     {
         contracts.UploadExcel,
         contracts.SyncConnection,
+        contracts.RecomputeReport,
         contracts.SweetClubSaleAdd,
         contracts.SweetClubRefundAdd,
     }
@@ -48,6 +50,7 @@ class QueueSpec:
 UPLOAD_EXCEL = QueueSpec("ingest.upload-excel", ROUTING_KEYS[contracts.UploadExcel])
 SALE_RECORDED = QueueSpec("ingest.sale-recorded", ROUTING_KEYS[contracts.SaleRecorded])
 SALES_INGESTED = QueueSpec("analytics.sales-ingested", ROUTING_KEYS[contracts.SalesIngested])
+RECOMPUTE_REPORT = QueueSpec("analytics.recompute-report", ROUTING_KEYS[contracts.RecomputeReport])
 SYNC_CONNECTION = QueueSpec("connectors.sync", ROUTING_KEYS[contracts.SyncConnection])
 SWEETCLUB_COMMANDS = QueueSpec("connectors.sweetclub", "command.sweetclub.*")
 CHECK_CONNECTION = QueueSpec("connectors.check", ROUTING_KEYS[contracts.CheckConnection])
@@ -55,6 +58,7 @@ ALL_QUEUES: tuple[QueueSpec, ...] = (
     UPLOAD_EXCEL,
     SALE_RECORDED,
     SALES_INGESTED,
+    RECOMPUTE_REPORT,
     SYNC_CONNECTION,
     SWEETCLUB_COMMANDS,
     CHECK_CONNECTION,

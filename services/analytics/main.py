@@ -1,4 +1,5 @@
-"""Analytics composition root: consumes `sales ingested` events, maintains report documents.
+"""Analytics composition root: consumes `sales ingested` events and `recompute report` commands,
+maintains report documents and their links tables.
 
 Run: `uvicorn services.analytics.main:app` (serves /health, /ready, /metrics, /asyncapi).
 """
@@ -46,6 +47,17 @@ def create_app(settings: Settings) -> AsgiFastStream:
         assert runtime.handlers is not None, "used before start-up"
         await runtime.handlers.sales_ingested(event)
 
+    @broker.subscriber(
+        topology.rabbit_queue(settings, topology.RECOMPUTE_REPORT),
+        topology.bus_exchange(settings),
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title="analytics.recompute-report",
+        description="Recompute a report whose exchange rates or link costs changed, from its stored totals",
+    )
+    async def on_recompute_report(command: contracts.RecomputeReport) -> None:
+        assert runtime.handlers is not None, "used before start-up"
+        await runtime.handlers.recompute_report(command)
+
     async def start() -> None:
         runtime.mongo = make_client(settings)
         db = runtime.mongo[settings.mongo_db]
@@ -55,6 +67,7 @@ def create_app(settings: Settings) -> AsgiFastStream:
             bus,
             skew_seconds=settings.recompute_skew_seconds,
             progress_interval_seconds=settings.progress_recompute_seconds,
+            default_currency=settings.report_currency,
         )
         await broker.connect()
         await declare_topology(broker, settings)

@@ -2,19 +2,41 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections import defaultdict
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from bson import Decimal128
+from bson import Binary, Decimal128
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
+from shared.currency import DEFAULT_CURRENCY
+from shared.links_answer import LINKS_JSON_FIELD, encode_links
 from shared.mongo import COLLECTIONS, Document
 from shared.sale_chunks import rows_pipeline
-from shared.totals import ACTION_STATUSES, REVENUE_STATUSES, Totals, TotalsFold, from_document
+from shared.totals import (
+    ACTION_STATUSES,
+    ORDER_STRIDE,
+    RETENTION_DAYS,
+    REVENUE_STATUSES,
+    LinkTotals,
+    Totals,
+    TotalsFold,
+    from_document,
+    is_current_document,
+    link_sort_key,
+    to_document,
+)
 
 # Excel sources end "ingested", connector syncs "success"; either may end "failed".
 TERMINAL_SOURCE_STATES = frozenset({"ingested", "success", "failed"})
+
+
+def _utc(value: Any) -> datetime:
+    if not isinstance(value, datetime):
+        return datetime.min.replace(tzinfo=UTC)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _flag(condition: Any) -> dict[str, Any]:
@@ -24,8 +46,13 @@ def _flag(condition: Any) -> dict[str, Any]:
 def folded_at_ingest(source: Document) -> Totals | None:
     """An Excel file's totals, folded by ingest as it stored the rows. Its rows never change once
     ingested, so for a report made of that one file they are the report's totals (distinct users
-    of several sources cannot be added up, so any other report is scanned)."""
-    if source.get("kind", "excel") == "excel" and source.get("status") == "ingested" and source.get("totals"):
+    of several sources cannot be added up, so any other report is scanned). Totals an older
+    release stored (without currencies or links) are not used."""
+    if (
+        source.get("kind", "excel") == "excel"
+        and source.get("status") == "ingested"
+        and is_current_document(source.get("totals"))
+    ):
         return from_document(source["totals"])
     return None
 
@@ -35,40 +62,147 @@ def chunks_of(source_ids: list[str]) -> dict[str, Any]:
     return {"source_report_id": {"$in": source_ids}}
 
 
-def totals_pipeline(source_ids: list[str]) -> list[dict[str, Any]]:
-    """Groups rows by buyer first (so distinct users are counted without a giant set in memory),
-    then folds the groups into one document of totals."""
+def totals_pipeline(source_ids: list[str], report_currency: str = DEFAULT_CURRENCY) -> list[dict[str, Any]]:
+    """The database's version of `TotalsFold` (identical results, tested), in one pass over the
+    rows. `source_ids` are in creation order (the file order of first-touch ties).
+
+    Rows are grouped by (user key, currency), then by user key and attribution, then by user key
+    and link (an Excel user's rows go to the link of its first touch, which is only known once
+    all of its rows are grouped), then by user key; the report's `as_of` reaches every user
+    through a window over those user documents; the last group yields one document per (link,
+    currency) — never a list of users or rows — which `aggregated_totals` adds up."""
+    key = {"$ifNull": ["$user_id", "$customer_key"]}
     is_excel = {"$eq": ["$source", "excel"]}
+    excel_user = {"$and": [is_excel, {"$ne": [key, None]}]}
+    is_revenue = {
+        "$and": [{"$in": ["$status", list(REVENUE_STATUSES)]}, {"$ne": [{"$ifNull": ["$purchase_amount", None]}, None]}]
+    }
     has_username = {"$gt": [{"$strLenCP": {"$ifNull": ["$username", ""]}}, 0]}
-    per_user: dict[str, Any] = {
-        "_id": {"$ifNull": ["$user_id", "$customer_key"]},
-        "in_u": {"$max": _flag(is_excel)},
-        "premium": {"$max": _flag({"$and": [is_excel, {"$eq": ["$is_premium", True]}]})},
-        "username": {"$max": _flag({"$and": [is_excel, has_username]})},
-        "buyer": {"$max": _flag({"$eq": ["$status", "sale"]})},
-        "profit": {
-            "$sum": {"$cond": [{"$in": ["$status", list(REVENUE_STATUSES)]}, {"$ifNull": ["$purchase_amount", 0]}, 0]}
+    order = {
+        "$add": [
+            {"$multiply": [{"$indexOfArray": [source_ids, "$source_report_id"]}, ORDER_STRIDE]},
+            {"$ifNull": ["$row", 0]},
+        ]
+    }
+    row: dict[str, Any] = {
+        "k": key,
+        "xu": excel_user,
+        "lo": {"$cond": [excel_user, None, {"$ifNull": ["$invite_link", None]}]},
+        "c": {"$ifNull": ["$currency", report_currency]},
+        "amt": {"$cond": [is_revenue, "$purchase_amount", None]},
+        "amt_n": _flag(is_revenue),
+        # Fields compare in this order: sub_date, then file order (unique per row).
+        "ft": {
+            "$cond": [
+                excel_user,
+                {
+                    "s": "$sub_date",
+                    "o": order,
+                    "u": {"$ifNull": ["$unsub_date", None]},
+                    "l": {"$ifNull": ["$invite_link", None]},
+                },
+                None,
+            ]
         },
+        "d": {"$cond": [is_excel, {"$max": ["$sub_date", "$unsub_date", "$action_date"]}, None]},
+        "prem": _flag({"$and": [excel_user, {"$eq": ["$is_premium", True]}]}),
+        "named": _flag({"$and": [excel_user, has_username]}),
     }
     for status in ACTION_STATUSES:
         is_status = {"$eq": ["$status", status]}
         has_period = {"$and": [is_status, {"$ne": [{"$ifNull": ["$action_period_ms", None]}, None]}]}
-        per_user[f"n_{status}"] = {"$sum": _flag(is_status)}
-        per_user[f"ps_{status}"] = {"$sum": {"$cond": [has_period, "$action_period_ms", 0]}}
-        per_user[f"pn_{status}"] = {"$sum": _flag(has_period)}
-    known = {"$ne": ["$_id", None]}
-    overall: dict[str, Any] = {
-        "_id": None,
-        "subs": {"$sum": {"$cond": [{"$and": [known, {"$eq": ["$in_u", 1]}]}, 1, 0]}},
-        "premium_users": {"$sum": {"$cond": [known, "$premium", 0]}},
-        "username_users": {"$sum": {"$cond": [known, "$username", 0]}},
-        "buyers": {"$sum": {"$cond": [known, "$buyer", 0]}},
-        "profit": {"$sum": "$profit"},
+        row[f"n_{status}"] = _flag(is_status)
+        row[f"ps_{status}"] = {"$cond": [has_period, "$action_period_ms", 0]}
+        row[f"pn_{status}"] = _flag(has_period)
+    counted = [f"{p}_{s}" for s in ACTION_STATUSES for p in ("n", "ps", "pn")]
+    sums = {name: {"$sum": f"${name}"} for name in counted}
+    kept_per_key = {
+        "ft": {"$min": "$ft"},
+        "d": {"$max": "$d"},
+        "prem": {"$max": "$prem"},
+        "named": {"$max": "$named"},
     }
-    for status in ACTION_STATUSES:
-        for prefix in ("n", "ps", "pn"):
-            overall[f"{prefix}_{status}"] = {"$sum": f"${prefix}_{status}"}
-    return [*rows_pipeline(chunks_of(source_ids)), {"$group": per_user}, {"$group": overall}]
+    by_currency = {
+        "_id": {"k": "$k", "xu": "$xu", "lo": "$lo", "c": "$c"},
+        **sums,
+        **kept_per_key,
+        "rev": {"$sum": "$amt"},
+        "rev_n": {"$sum": "$amt_n"},
+    }
+    by_attribution = {
+        "_id": {"k": "$_id.k", "xu": "$_id.xu", "lo": "$_id.lo"},
+        **sums,
+        **kept_per_key,
+        "revs": {"$push": {"c": "$_id.c", "rev": "$rev", "n": "$rev_n"}},
+    }
+    link_of = {"$cond": ["$_id.xu", "$ft.l", "$_id.lo"]}
+    by_link = {
+        "_id": {"k": "$_id.k", "l": link_of},
+        **sums,
+        **kept_per_key,
+        "xu": {"$max": _flag("$_id.xu")},
+        "revs": {"$push": {"$filter": {"input": "$revs", "cond": {"$gt": ["$$this.n", 0]}}}},
+    }
+    part = {name: f"${name}" for name in counted} | {
+        "l": "$_id.l",
+        "xu": "$xu",
+        "ft": "$ft",
+        "buyer": _flag({"$and": [{"$ne": ["$_id.k", None]}, {"$gt": ["$n_sale", 0]}]}),
+        "revs": {"$reduce": {"input": "$revs", "initialValue": [], "in": {"$concatArrays": ["$$value", "$$this"]}}},
+    }
+    by_key = {
+        "_id": "$_id.k",
+        **kept_per_key,
+        "buyer": {"$max": part["buyer"]},
+        "parts": {"$push": part},
+    }
+    first_part = {"$eq": ["$pi", 0]}
+    first_rev = {"$eq": [{"$ifNull": ["$ri", 0]}, 0]}
+    part_once = {"$and": [first_rev]}
+    key_once = {"$and": [first_part, first_rev]}
+    user_once = {"$and": [first_rev, {"$eq": ["$parts.xu", 1]}]}
+    per_link: dict[str, Any] = {
+        "_id": {"l": "$parts.l", "c": "$parts.revs.c"},
+        "rev": {"$sum": "$parts.revs.rev"},
+        "rev_n": {"$sum": "$parts.revs.n"},
+        "subs": {"$sum": _flag(user_once)},
+        "unsubs": {"$sum": _flag({"$and": [user_once, {"$ne": ["$parts.ft.u", None]}]})},
+        "buyers": {"$sum": {"$cond": [part_once, "$parts.buyer", 0]}},
+        "key_subs": {"$sum": _flag({"$and": [key_once, {"$ne": ["$_id", None]}, {"$ne": ["$ft", None]}]})},
+        "premium_users": {"$sum": {"$cond": [key_once, "$prem", 0]}},
+        "username_users": {"$sum": {"$cond": [key_once, "$named", 0]}},
+        "key_buyers": {"$sum": {"$cond": [key_once, "$buyer", 0]}},
+        "as_of": {"$max": "$as_of"},
+    }
+    for name in counted:
+        per_link[name] = {"$sum": {"$cond": [part_once, f"$parts.{name}", 0]}}
+    for n in RETENTION_DAYS:
+        days_ms = n * 86_400_000
+        eligible = {"$and": [user_once, {"$lte": ["$parts.ft.s", {"$subtract": ["$as_of", days_ms]}]}]}
+        stayed = {
+            "$or": [
+                {"$eq": ["$parts.ft.u", None]},
+                {"$gte": ["$parts.ft.u", {"$add": ["$parts.ft.s", days_ms]}]},
+            ]
+        }
+        per_link[f"elig_{n}"] = {"$sum": _flag(eligible)}
+        per_link[f"kept_{n}"] = {"$sum": _flag({"$and": [eligible, stayed]})}
+    return [
+        *rows_pipeline(chunks_of(source_ids)),
+        {"$project": row},
+        {"$group": by_currency},
+        {"$group": by_attribution},
+        {"$group": by_link},
+        {"$group": by_key},
+        {
+            "$setWindowFields": {
+                "output": {"as_of": {"$max": "$d", "window": {"documents": ["unbounded", "unbounded"]}}}
+            }
+        },
+        {"$unwind": {"path": "$parts", "includeArrayIndex": "pi"}},
+        {"$unwind": {"path": "$parts.revs", "includeArrayIndex": "ri", "preserveNullAndEmptyArrays": True}},
+        {"$group": per_link},
+    ]
 
 
 def _decimal(value: Any) -> Decimal:
@@ -77,13 +211,91 @@ def _decimal(value: Any) -> Decimal:
     return Decimal(value or 0)
 
 
+def totals_of_link_documents(docs: list[Document]) -> Totals:
+    """Adds up the pipeline's (link, currency) documents into the report's `Totals`."""
+    if not docs:
+        return Totals()
+    links: dict[str | None, dict[str, Any]] = {}
+    report: dict[str, Any] = defaultdict(int)
+    revenue: dict[str, Decimal] = {}
+    revenue_rows: dict[str, int] = {}
+    as_of: datetime | None = None
+    summed = ("subs", "unsubs", "buyers", *(f"n_{s}" for s in ACTION_STATUSES))
+    days = [f"{kind}_{n}" for n in RETENTION_DAYS for kind in ("elig", "kept")]
+    for doc in docs:
+        link = doc["_id"].get("l")
+        acc = links.setdefault(link, {"revenue": {}, **dict.fromkeys((*summed, *days), 0)})
+        for name in (*summed, *days):
+            acc[name] += int(doc[name])
+        for name in ("key_subs", "premium_users", "username_users", "key_buyers", "unsubs", *days):
+            report[name] += int(doc[name])
+        for status in ACTION_STATUSES:
+            for prefix in ("n", "ps", "pn"):
+                report[f"{prefix}_{status}"] += int(doc[f"{prefix}_{status}"])
+        code = doc["_id"].get("c")
+        if code is not None and int(doc["rev_n"]) > 0:
+            amount = _decimal(doc["rev"])
+            acc["revenue"][code] = acc["revenue"].get(code, 0) + amount
+            revenue[code] = revenue.get(code, 0) + amount
+            revenue_rows[code] = revenue_rows.get(code, 0) + int(doc["rev_n"])
+        moment = doc.get("as_of")
+        if moment is not None and (as_of is None or moment > as_of):
+            as_of = moment
+    return Totals(
+        subs=report["key_subs"],
+        premium_users=report["premium_users"],
+        username_users=report["username_users"],
+        buyers=report["key_buyers"],
+        counts={s: report[f"n_{s}"] for s in ACTION_STATUSES},
+        revenue=revenue,
+        revenue_rows=revenue_rows,
+        period_ms_sum={s: report[f"ps_{s}"] for s in ACTION_STATUSES},
+        period_n={s: report[f"pn_{s}"] for s in ACTION_STATUSES},
+        unsubs=report["unsubs"],
+        as_of=as_of,
+        retention_eligible={n: report[f"elig_{n}"] for n in RETENTION_DAYS},
+        retention_kept={n: report[f"kept_{n}"] for n in RETENTION_DAYS},
+        links=tuple(
+            LinkTotals(
+                invite_link=link,
+                subs=acc["subs"],
+                unsubs=acc["unsubs"],
+                funnel=acc["n_funnel"],
+                leads=acc["n_lead"],
+                sales=acc["n_sale"],
+                buyers=acc["buyers"],
+                revenue=acc["revenue"],
+                retention_eligible={n: acc[f"elig_{n}"] for n in RETENTION_DAYS},
+                retention_kept={n: acc[f"kept_{n}"] for n in RETENTION_DAYS},
+            )
+            for link, acc in sorted(links.items(), key=lambda item: link_sort_key(item[0]))
+        ),
+    )
+
+
 # Chunks fetched per round trip by the scan strategy (≈ 50 KB each as BSON).
 SCAN_BATCH_CHUNKS = 50
 
 
+def stored_value(value: Any) -> Any:
+    """A computed figure as MongoDB keeps it: Decimal as Decimal128, inside maps and lists too."""
+    if isinstance(value, Decimal):
+        return Decimal128(value)
+    if isinstance(value, dict):
+        return {k: stored_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [stored_value(v) for v in value]
+    return value
+
+
+def _version_is(version: int) -> Any:
+    # A report made before inputs had versions has none: it is at version 0.
+    return {"$not": {"$gt": 0}} if version == 0 else version
+
+
 class AnalyticsRepository:
     """`strategy` picks how totals are computed (both give identical totals, tested):
-    "aggregate" runs the two-stage `$group` in the database (best on MongoDB proper); "scan"
+    "aggregate" runs the `$group` pipeline in the database (best on MongoDB proper); "scan"
     streams the report's rows and folds them here (SecantusDB evaluates `$group` expressions in
     Python, ≈ 7× slower than it serves a plain find — measured in docs/benchmarks.md)."""
 
@@ -94,25 +306,29 @@ class AnalyticsRepository:
         self.reports = db[COLLECTIONS.reports]
         self.sources = db[COLLECTIONS.source_reports]
         self.sales = db[COLLECTIONS.sales]
+        self.links = db[COLLECTIONS.report_links]
 
     async def report(self, report_id: str) -> Document | None:
         return await self.reports.find_one({"_id": report_id})
 
-    async def totals(self, report_id: str) -> Totals:
+    async def totals(self, report_id: str, report_currency: str = DEFAULT_CURRENCY) -> Totals:
+        """The report's totals; `report_currency` is that of rows stored without a currency."""
         sources = await self.sources.find(
-            {"report_id": report_id}, projection={"_id": 1, "kind": 1, "status": 1, "totals": 1}
+            {"report_id": report_id}, projection={"_id": 1, "kind": 1, "status": 1, "totals": 1, "created_at": 1}
         ).to_list()
         if not sources:
             return Totals()
         if len(sources) == 1 and (stored := folded_at_ingest(sources[0])) is not None:
             return stored
-        source_ids = [s["_id"] for s in sources]
+        # File order across sources: by creation (first-touch ties go to the earlier upload).
+        sources.sort(key=lambda s: (_utc(s.get("created_at")), str(s["_id"])))
+        source_ids = [str(s["_id"]) for s in sources]
         if self.strategy == "scan":
-            return await self.scanned_totals(source_ids)
-        return await self.aggregated_totals(source_ids)
+            return await self.scanned_totals(source_ids, report_currency)
+        return await self.aggregated_totals(source_ids, report_currency)
 
-    async def scanned_totals(self, source_ids: list[str]) -> Totals:
-        fold = TotalsFold()
+    async def scanned_totals(self, source_ids: list[str], report_currency: str = DEFAULT_CURRENCY) -> Totals:
+        fold = TotalsFold(report_currency, {source_id: i for i, source_id in enumerate(source_ids)})
         # Whole chunks, unwound here: SecantusDB serves whole documents faster than projected or
         # unwound ones.
         async for chunk in self.sales.find(chunks_of(source_ids), batch_size=SCAN_BATCH_CHUNKS):
@@ -120,22 +336,9 @@ class AnalyticsRepository:
                 fold.add(row)
         return fold.result()
 
-    async def aggregated_totals(self, source_ids: list[str]) -> Totals:
-        cursor = await self.sales.aggregate(totals_pipeline(source_ids), allowDiskUse=True)
-        docs = await cursor.to_list()
-        if not docs:
-            return Totals()
-        d = docs[0]
-        return Totals(
-            subs=int(d["subs"]),
-            premium_users=int(d["premium_users"]),
-            username_users=int(d["username_users"]),
-            buyers=int(d["buyers"]),
-            counts={s: int(d[f"n_{s}"]) for s in ACTION_STATUSES},
-            profit=_decimal(d["profit"]),
-            period_ms_sum={s: int(d[f"ps_{s}"]) for s in ACTION_STATUSES},
-            period_n={s: int(d[f"pn_{s}"]) for s in ACTION_STATUSES},
-        )
+    async def aggregated_totals(self, source_ids: list[str], report_currency: str = DEFAULT_CURRENCY) -> Totals:
+        cursor = await self.sales.aggregate(totals_pipeline(source_ids, report_currency), allowDiskUse=True)
+        return totals_of_link_documents(await cursor.to_list())
 
     async def sources_settled(self, report_id: str) -> bool:
         """True when no source of the report is still being read or synced."""
@@ -144,26 +347,78 @@ class AnalyticsRepository:
         )
         return unsettled == 0
 
-    async def save_metrics(
-        self, report_id: str, metrics: dict[str, Any], status: str, started: datetime, seconds: float = 0.0
+    async def save_figures(
+        self,
+        report_id: str,
+        fields: dict[str, Any],
+        totals: Totals,
+        *,
+        computed_from: datetime,
+        inputs_version: int,
+        status: str | None = None,
+        seconds: float | None = None,
     ) -> bool:
-        """Writes the metrics unless a computation that started later has already written its own
-        (replicas may recompute one report concurrently; the latest start saw the most rows)."""
-        stored = {k: Decimal128(v) if isinstance(v, Decimal) else v for k, v in metrics.items()}
+        """Writes the figures, the raw totals they came from and the inputs version they applied,
+        unless a computation that started later has written its own (replicas may recompute one
+        report concurrently; the latest start saw the most rows) or the report's rates or costs
+        have changed since they were read (False: the caller re-applies the new ones).
+
+        `computed_from` is when the rows were read: a recompute from stored totals passes the
+        stored value, so it never claims rows it did not read."""
+        update: dict[str, Any] = {
+            **stored_value(fields),
+            "totals": to_document(totals),
+            "applied_inputs_version": inputs_version,
+            "computed_from": computed_from,
+            "updated_at": datetime.now(computed_from.tzinfo),
+        }
+        if status is not None:
+            update.update(status=status, error_message=None)
+        if seconds is not None:
+            update["recompute_seconds"] = seconds
         result = await self.reports.update_one(
             # "Never computed, or computed from a start no later than this one", without an $or:
             # SecantusDB answers any query holding one by scanning every report of every user.
             # `$not $gt` also matches a missing or null computed_from, on MongoDB as on SecantusDB.
-            {"_id": report_id, "computed_from": {"$not": {"$gt": started}}},
             {
-                "$set": {
-                    **stored,
-                    "status": status,
-                    "error_message": None,
-                    "computed_from": started,
-                    "recompute_seconds": seconds,
-                    "updated_at": datetime.now(started.tzinfo),
-                }
+                "_id": report_id,
+                "computed_from": {"$not": {"$gt": computed_from}},
+                "inputs_version": _version_is(inputs_version),
             },
+            {"$set": update},
         )
-        return result.modified_count == 1 or result.matched_count == 1
+        return result.matched_count == 1
+
+    async def save_links(
+        self,
+        report_id: str,
+        creator_id: Any,
+        links: list[dict[str, Any]],
+        *,
+        computed_from: datetime,
+        inputs_version: int,
+    ) -> bool:
+        """Replaces the report's links table unless a newer one is stored. Every saved state is
+        newer in both its rows (computed_from) and its inputs (the version only grows), so the
+        two guards together order them; an older table never overwrites a newer one."""
+        document = {
+            "creator_id": creator_id,
+            "applied_inputs_version": inputs_version,
+            "computed_from": computed_from,
+            "links": stored_value(links),
+            # The answer's bytes, made once here, so that the gateway's read is one field.
+            LINKS_JSON_FIELD: Binary(encode_links(links)),
+        }
+        try:
+            await self.links.update_one(
+                {
+                    "_id": report_id,
+                    "computed_from": {"$not": {"$gt": computed_from}},
+                    "applied_inputs_version": {"$not": {"$gt": inputs_version}},
+                },
+                {"$set": document},
+                upsert=True,
+            )
+        except DuplicateKeyError:  # the stored table is newer: the upsert found no match and collided
+            return False
+        return True

@@ -42,6 +42,17 @@ class Outcome:
     body: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class NewReport:
+    """What the creator says about a new report (its query parameters, already validated)."""
+
+    channel_id: int
+    name: str
+    budget: Decimal
+    currency: str
+    exchange_rates: dict[str, Decimal]
+
+
 class Unavailable(Exception):
     """The broker did not take the command: nothing was accepted, the caller may retry."""
 
@@ -52,9 +63,7 @@ async def create_report_from_upload(
     bus: Bus,
     settings: Settings,
     user: User,
-    channel_id: int,
-    name: str,
-    budget: Decimal,
+    new: NewReport,
     idempotency_key: str | None,
 ) -> Outcome:
     key_id = f"{user.id}:{idempotency_key}" if idempotency_key else None
@@ -63,7 +72,7 @@ async def create_report_from_upload(
         if previous is not None:
             return previous
     try:
-        outcome = await _create(request, db, bus, settings, user, channel_id, name, budget, key_id)
+        outcome = await _create(request, db, bus, settings, user, new, key_id)
     except BaseException:
         if key_id is not None:
             await db[COLLECTIONS.idempotency].delete_one({"_id": key_id, "response": None})
@@ -102,11 +111,10 @@ async def _create(
     bus: Bus,
     settings: Settings,
     user: User,
-    channel_id: int,
-    name: str,
-    budget: Decimal,
+    new: NewReport,
     key_id: str | None,
 ) -> Outcome:
+    channel_id = new.channel_id
     bucket = AsyncGridFSBucket(db, bucket_name=COLLECTIONS.uploads_bucket)
     report_id = uuid.uuid4().hex
     source_report_id = uuid.uuid4().hex
@@ -125,10 +133,16 @@ async def _create(
     await db[COLLECTIONS.reports].insert_one(
         {
             "_id": report_id,
-            "name": name,
+            "name": new.name,
             "channel_id": Int64(channel_id),
             "creator_id": user.id,
-            "budget": Decimal128(budget),
+            "budget": Decimal128(new.budget),
+            # SPEC §4.1: the budget's currency and the rates into it; per-link costs come later.
+            # Every change of rates or costs bumps inputs_version (services/gateway/inputs.py).
+            "currency": new.currency,
+            "exchange_rates": {code: Decimal128(rate) for code, rate in new.exchange_rates.items()},
+            "link_costs": {},
+            "inputs_version": 0,
             "status": "pending",
             "error_message": None,
             "created_at": now,
@@ -162,6 +176,7 @@ async def _create(
         creator_id=user.id,
         channel_id=channel_id,
         timezone=settings.timezone,
+        currency=new.currency,
     )
     try:
         await bus.publish(command)

@@ -92,6 +92,29 @@ METRICS: Final[tuple[Metric, ...]] = (
            "Доля пользователей с Telegram Premium × 100"),
     Metric("username_percent", "percent", "Users with username", "Share of users with a non-empty username × 100",
            "Доля пользователей с непустым username × 100"),
+    Metric("unsubs", "count", "Unsubscribed", "Users with an unsub_date", "Пользователи с датой отписки"),
+    Metric("net_subs", "count", "Subscribers who stayed", "subs − unsubs", "подписчики − отписавшиеся"),
+    Metric("unsub_percent", "percent", "Unsubscribed share", "unsubs / subs × 100", "отписавшиеся / подписчики × 100"),
+    Metric("cpc_net", "money", "Cost per subscriber who stayed", "budget / net_subs",
+           "бюджет / оставшиеся подписчики"),
+    Metric("retention_d1", "percent", "Retention, day 1",
+           "Of users subscribed at least 1 day before as_of, share still subscribed 1 day after sub_date × 100",
+           "Из подписавшихся не позже чем за 1 день до as_of — доля не отписавшихся в первый день × 100"),
+    Metric("retention_d7", "percent", "Retention, day 7", "The same for 7 days", "То же для 7 дней"),
+    Metric("retention_d30", "percent", "Retention, day 30", "The same for 30 days", "То же для 30 дней"),
+)  # fmt: skip
+
+LINKS_SHEET: Final = "Links"
+# The bar chart of the Links sheet shows this many links at most (the first, i.e. most subscribers):
+# a chart of 10 000 bars is unreadable; the table below it has every link.
+MAX_CHART_LINKS: Final = 30
+NO_LINK_LABEL: Final = "(no link)"
+# The links table's columns (the endpoint's fields, in its order) and their kinds.
+LINK_COLUMNS: Final[tuple[tuple[str, Kind | None], ...]] = (
+    ("invite_link", None), ("subs", "count"), ("unsubs", "count"), ("net_subs", "count"), ("funnel", "count"),
+    ("leads", "count"), ("sales", "count"), ("buyers", "count"), ("profit", "money"), ("cost", "money"),
+    ("romi", "percent"), ("cpc", "money"), ("cpc_net", "money"), ("cac", "money"), ("cr_sales", "percent"),
+    ("retention_d1", "percent"), ("retention_d7", "percent"), ("retention_d30", "percent"),
 )  # fmt: skip
 
 METRIC_UNITS: Final[Mapping[Kind, str]] = {"count": "", "money": "money", "percent": "%", "days": "days"}
@@ -306,17 +329,25 @@ def _header_cells(ws: object, titles: Sequence[str]) -> list[object]:
     return cells
 
 
-def build_report_workbook(report: Row, sources: Sequence[tuple[Row, Iterable[Row]]]) -> bytes:
-    """The report as .xlsx: a Summary sheet (header, metrics with definitions, funnel chart, sources)
-    and one sheet per source report with its sale rows. `sources` pairs each entry of
-    `report["source_reports"]` with an iterable of its rows (consumed once, in order)."""
+def build_report_workbook(
+    report: Row, sources: Sequence[tuple[Row, Iterable[Row]]], links: Sequence[Row] | None = None
+) -> bytes:
+    """The report as .xlsx: a Summary sheet (header, metrics with definitions, funnel chart, currencies,
+    warnings, sources), a Links sheet (the links table with a bar chart of profit and cost per link)
+    when `links` is given, and one sheet per source report with its sale rows. `sources` pairs each
+    entry of `report["source_reports"]` with an iterable of its rows (consumed once, in order);
+    `links` is the links endpoint's answer."""
     wb = Workbook(write_only=True)
     taken = {SUMMARY_SHEET.lower()}
+    if links is not None:
+        taken.add(LINKS_SHEET.lower())
     titles = [
         sanitize_sheet_title(str(src.get("name") or ""), taken, fallback=f"{src.get('kind') or 'source'} {i}")
         for i, (src, _) in enumerate(sources, 1)
     ]
     _write_summary(wb, report, [(title, src) for title, (src, _) in zip(titles, sources, strict=True)])
+    if links is not None:
+        _write_links_sheet(wb, links)
     for title, (_, rows) in zip(titles, sources, strict=True):
         _write_rows_sheet(wb, title, rows)
     buffer = io.BytesIO()
@@ -344,6 +375,7 @@ def _write_summary(wb: Workbook, report: Row, sources: Sequence[tuple[str, Row]]
     add(["Status", _clean_text(report.get("status"))])
     budget = to_number(report.get("budget"))
     add(["Budget", None if budget is None else _round2(Decimal(str(budget)))], [None, MONEY_FORMAT])
+    add(["Report currency", _clean_text(report.get("currency"))])
     add(["Created at (UTC)", to_naive_utc(report.get("created_at"))], [None, DATETIME_FORMAT])
     add(["Updated at (UTC)", to_naive_utc(report.get("updated_at"))], [None, DATETIME_FORMAT])
     if report.get("error_message"):
@@ -360,6 +392,24 @@ def _write_summary(wb: Workbook, report: Row, sources: Sequence[tuple[str, Row]]
     funnel_header = add(["Funnel stage", "Count"], header=True)
     for key, label in FUNNEL_STAGES:
         add([label, to_number(report.get(key))], [None, COUNT_FORMAT])
+    add([])
+    currency = _clean_text(report.get("currency")) or ""
+    add(["Exchange rate", f"{currency} per unit"], header=True)
+    rates = _number_map(report.get("exchange_rates"))
+    for code, rate in rates:
+        add([code, rate], [None, None])
+    if not rates:
+        add(["(none)"])
+    add([])
+    add(["Currency", "Profit (original amounts)"], header=True)
+    for code, amount in _number_map(report.get("profit_by_currency")):
+        add([code, _round2(amount)], [None, MONEY_FORMAT])
+    add([])
+    add(["Warnings"], header=True)
+    stored_warnings = report.get("warnings")
+    warnings = [_clean_text(w) for w in stored_warnings] if isinstance(stored_warnings, list) else []
+    for warning in warnings or ["(none)"]:
+        add([warning])
     add([])
     add(["Sheet", "Source", "Kind", "Status", "Rows", "Created at (UTC)"], header=True)
     for title, src in sources:
@@ -407,6 +457,72 @@ def _write_summary(wb: Workbook, report: Row, sources: Sequence[tuple[str, Row]]
     chart.width = 16
     chart.height = 8
     ws.add_chart(chart, f"{get_column_letter(len(widths) + 2)}3")
+
+
+def _number_map(value: object) -> list[tuple[str, Decimal]]:
+    """A {code: number} map of the report as (code, Decimal) pairs, by code."""
+    if not isinstance(value, Mapping):
+        return []
+    pairs = []
+    for key, raw in value.items():
+        number = to_number(raw)
+        if number is not None:
+            pairs.append((str(key), Decimal(str(number))))
+    return sorted(pairs)
+
+
+def link_values(entry: Row) -> list[object]:
+    """One entry of the links table as typed values in LINK_COLUMNS order."""
+    values: list[object] = []
+    for column, kind in LINK_COLUMNS:
+        raw = entry.get(column)
+        if kind is None:
+            values.append(_clean_text(raw) if raw is not None else NO_LINK_LABEL)
+            continue
+        number = to_number(raw)
+        if number is None:
+            values.append(None)
+        elif kind == "count":
+            values.append(int(number))
+        else:
+            values.append(_round2(Decimal(str(number))))
+    return values
+
+
+def _write_links_sheet(wb: Workbook, links: Sequence[Row]) -> None:
+    ws = wb.create_sheet(LINKS_SHEET)
+    formats = [None if kind is None else _KIND_FORMATS[kind] for _, kind in LINK_COLUMNS]
+    rows = [link_values(entry) for entry in links]
+    for col, ((column, _), fmt) in enumerate(zip(LINK_COLUMNS, formats, strict=True), 1):
+        chars = max([len(column), *(_display_width(values[col - 1], fmt) for values in rows[:WIDTH_SAMPLE_ROWS])])
+        ws.column_dimensions[get_column_letter(col)].width = _width(chars)
+    ws.freeze_panes = "B2"
+    charted = min(len(rows), MAX_CHART_LINKS)
+    note = f"{len(rows)} links; the chart shows profit and cost of " + (
+        f"all {charted}" if charted == len(rows) else f"the first {charted} (most subscribers)"
+    )
+    ws.append([*_header_cells(ws, [column for column, _ in LINK_COLUMNS]), None, _cell(ws, note, font=_BOLD)])
+    to_cells = _StyledRowCells(ws, formats)
+    for values in rows:
+        ws.append(to_cells(values))
+    if not charted:
+        return
+    profit_col = 1 + [column for column, _ in LINK_COLUMNS].index("profit")
+    chart = BarChart()
+    chart.type = "col"
+    chart.style = 10
+    chart.title = "Profit and cost per link"
+    chart.y_axis.title = "Money"
+    chart.y_axis.numFmt = MONEY_FORMAT
+    chart.x_axis.delete = False
+    chart.y_axis.delete = False
+    # Profit and cost are adjacent columns: two series, titled by their headers.
+    chart.add_data(Reference(ws, min_col=profit_col, max_col=profit_col + 1, min_row=1, max_row=1 + charted),
+                   titles_from_data=True)  # fmt: skip
+    chart.set_categories(Reference(ws, min_col=1, min_row=2, max_row=1 + charted))
+    chart.width = 24
+    chart.height = 10
+    ws.add_chart(chart, f"{get_column_letter(len(LINK_COLUMNS) + 2)}3")
 
 
 class _StyledRowCells:

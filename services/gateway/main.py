@@ -19,7 +19,7 @@ from pymongo.errors import PyMongoError
 import services.gateway.web as web_page
 from services.gateway.coalesce import ReadCoalescer, ReadCoalescingMiddleware
 from services.gateway.middleware import RequestContextMiddleware
-from services.gateway.routes import connections, exports, sales
+from services.gateway.routes import connections, exports, report_inputs, sales
 from shared.broker import Bus, declare_topology, make_broker
 from shared.logging import configure_logging
 from shared.mongo import ensure_indexes, make_client
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"detail": "the database is unavailable, please retry"}, status_code=503)
 
     app.include_router(sales.router)
+    app.include_router(report_inputs.router)
     app.include_router(exports.router)
     app.include_router(connections.router)
     web_page.mount(app)

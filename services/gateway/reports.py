@@ -12,6 +12,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.gateway.auth import User
+from shared.currency import DEFAULT_CURRENCY
 from shared.mongo import COLLECTIONS, Document
 from shared.sale_chunks import CHUNK_MATCH_FIELDS, chunk_id, page_of, page_seqs, rows_pipeline
 
@@ -19,6 +20,7 @@ METRIC_FIELDS = (
     "profit", "subs", "sales", "leads", "funnel", "avg_sale", "avg_funnel", "avg_lead",
     "premium_percent", "username_percent", "romi", "cpf", "cpl", "cac", "cpc",
     "cr_leads", "cr_sales", "cr_funnel",
+    "unsubs", "net_subs", "unsub_percent", "cpc_net", "retention_d1", "retention_d7", "retention_d30",
 )  # fmt: skip
 # Public name → stored field, for the report list's order_by whitelist.
 REPORT_ORDER_FIELDS = {"created_at": "created_at", "name": "name", "id": "_id", "channel_id": "channel_id"}
@@ -86,7 +88,19 @@ def view_of(doc: Document, sources: list[Document]) -> dict[str, Any]:
     }
     for field in METRIC_FIELDS:
         view[field] = plain(doc.get(field))
+    # A report stored before currencies existed was, like every row in it, in the default currency.
+    view["currency"] = doc.get("currency") or DEFAULT_CURRENCY
+    view["exchange_rates"] = money_map(doc.get("exchange_rates"))
+    view["profit_by_currency"] = money_map(doc.get("profit_by_currency"))
+    view["warnings"] = [str(w) for w in doc.get("warnings") or []]
     return view
+
+
+def money_map(value: object) -> dict[str, Any]:
+    """A stored {code: Decimal128} map as {code: Decimal}; anything else as an empty map."""
+    if not isinstance(value, dict):
+        return {}
+    return {str(key): plain(amount) for key, amount in value.items()}
 
 
 def _source_name(source: Document) -> str:

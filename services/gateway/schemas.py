@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
 
 
 def _iso_z(value: datetime) -> str:
@@ -19,8 +19,17 @@ def _two_decimals(value: Decimal) -> float:
     return float(value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 
+def _exact(value: Decimal) -> float:
+    return float(value)
+
+
 UtcDatetime = Annotated[datetime, PlainSerializer(_iso_z, return_type=str)]
 Number2 = Annotated[Decimal, PlainSerializer(_two_decimals, return_type=float)]
+# An exchange rate is shown as stored: rounding 0.615 roubles per yen to 0.62 would change it.
+RateNumber = Annotated[Decimal, PlainSerializer(_exact, return_type=float)]
+MAX_LINK_CHARS = 500  # longest invite link a cost may be set for
+MAX_LINK_COSTS = 10_000  # links in one PUT .../links/costs
+MAX_RATES = 200  # currencies in one PUT .../exchange-rates (ISO 4217 has fewer)
 
 
 class CreateSalesResponse(BaseModel):
@@ -121,6 +130,76 @@ class ReportSchema(BaseModel):
     cr_leads: Number2 | None = None
     cr_sales: Number2 | None = None
     cr_funnel: Number2 | None = None
+    # SPEC §4.1: the budget's currency, its rates, and the original sums per currency.
+    currency: str = Field(description="ISO 4217 code of the budget, profit and every money figure")
+    exchange_rates: dict[str, RateNumber] = Field(
+        default_factory=dict, description="report-currency units per one unit of each other currency"
+    )
+    profit_by_currency: dict[str, Number2] = Field(
+        default_factory=dict, description="original sums of sale amounts per currency, before conversion"
+    )
+    warnings: list[str] = Field(default_factory=list, description="e.g. sale rows left out of profit: no rate")
+    # SPEC §4.2: subscribers who stay.
+    unsubs: int | None = None
+    net_subs: int | None = None
+    unsub_percent: Number2 | None = None
+    cpc_net: Number2 | None = None
+    retention_d1: Number2 | None = None
+    retention_d7: Number2 | None = None
+    retention_d30: Number2 | None = None
+
+
+class LinkSchema(BaseModel):
+    """One invite link's share of a report (SPEC §4.2); `invite_link` null = rows with no link."""
+
+    invite_link: str | None
+    subs: int
+    unsubs: int
+    net_subs: int
+    funnel: int
+    leads: int
+    sales: int
+    buyers: int
+    profit: Number2
+    cost: Number2 | None = Field(None, description="what the placement cost; null until set")
+    romi: Number2 | None = None
+    cpc: Number2 | None = None
+    cpc_net: Number2 | None = None
+    cac: Number2 | None = None
+    cr_sales: Number2 | None = None
+    retention_d1: Number2 | None = None
+    retention_d7: Number2 | None = None
+    retention_d30: Number2 | None = None
+
+
+LinkKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LINK_CHARS)]
+Money = Annotated[Decimal, Field(ge=0, le=Decimal("1e12"), max_digits=16, decimal_places=2, allow_inf_nan=False)]
+Rate = Annotated[Decimal, Field(gt=0, le=Decimal("1e9"), max_digits=20, decimal_places=10, allow_inf_nan=False)]
+CurrencyKey = Annotated[str, StringConstraints(min_length=1, max_length=16)]
+LinkCostsBody = Annotated[
+    dict[LinkKey, Money],
+    Field(
+        max_length=MAX_LINK_COSTS,
+        description="invite link → what its placement cost, in the report's currency; replaces every cost",
+        examples=[{"https://t.me/+AbCdEf": 5000}],
+    ),
+]
+ExchangeRatesBody = Annotated[
+    dict[CurrencyKey, Rate],
+    Field(
+        max_length=MAX_RATES,
+        description="currency (ISO 4217 code or symbol) → report-currency units per one unit; replaces every rate",
+        examples=[{"BRL": 16.2, "USD": "95"}],
+    ),
+]
+
+
+class RecomputePendingSchema(BaseModel):
+    """The new inputs are saved; analytics has not applied them yet (read the report again shortly)."""
+
+    detail: str
+    report_id: str
+    inputs_version: int = Field(description="the version of rates and costs the report will show")
 
 
 class SaleRowSchema(BaseModel):

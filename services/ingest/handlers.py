@@ -57,6 +57,7 @@ class IngestHandlers:
                     channel_id=command.channel_id,
                     creator_id=command.creator_id,
                     timezone=command.timezone,
+                    currency=command.currency,
                 ),
                 ParseLimits.from_settings(self.settings),
             )
@@ -80,7 +81,8 @@ class IngestHandlers:
             # of this one file then needs no second pass over its rows (analytics takes these).
             # Rows are stored packed into chunks (`shared.sale_chunks`): a chunk is one document for
             # the database to write, whatever the number of rows in it.
-            fold = TotalsFold()
+            # The file is the first source of a report made of it alone: file order is its rows'.
+            fold = TotalsFold(command.currency, {command.source_report_id: 0})
             packer = ChunkPacker()
             with spool.open("rb") as handle:
                 for batch in read_spool(handle, self.settings.insert_batch_size):
@@ -140,7 +142,8 @@ class IngestHandlers:
                 "created_at": event.occurred_at,
             }
         )
-        await self.repo.upsert([row_for(event, sale, creator_id) for sale in event.sales])
+        currency = str(report.get("currency") or self.settings.report_currency)
+        await self.repo.upsert([row_for(event, sale, creator_id, currency) for sale in event.sales])
         rows = await self.repo.count_rows(source_report_id)
         await self.repo.mark_ingested(source_report_id, rows)
         ROWS_INGESTED.labels(source="event").inc(len(event.sales))

@@ -21,7 +21,8 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def row_for(event: SaleRecorded, sale: RecordedSale, creator_id: int) -> Document:
+def row_for(event: SaleRecorded, sale: RecordedSale, creator_id: int, report_currency: str) -> Document:
+    """`report_currency` is the currency of a sale that names none of its own."""
     source_report_id = event_source_report_id(event.report_id, event.source)
     sub_date = _utc(sale.sub_date)
     action_date = _utc(sale.action_date)
@@ -48,6 +49,7 @@ def row_for(event: SaleRecorded, sale: RecordedSale, creator_id: int) -> Documen
         "birthdate": None,
         "status": sale.status,
         "purchase_amount": None if sale.purchase_amount is None else Decimal128(sale.purchase_amount),
+        "currency": sale.currency or report_currency,
         "sub_date": sub_date,
         "unsub_date": None,
         "action_date": action_date,

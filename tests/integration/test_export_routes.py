@@ -18,8 +18,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.gateway.auth import create_user_token
 from services.gateway.coalesce import ReadCoalescer
-from services.gateway.export import CSV_SOURCE_COLUMNS, SALE_COLUMNS, SUMMARY_SHEET
+from services.gateway.export import CSV_SOURCE_COLUMNS, LINKS_SHEET, SALE_COLUMNS, SUMMARY_SHEET
 from services.gateway.routes import exports
+from shared.links_answer import LINKS_ANSWER_COLLECTION, answer_document
 from shared.mongo import COLLECTIONS, Document
 from shared.sale_chunks import pack
 
@@ -78,15 +79,21 @@ async def test_template_needs_a_token_and_is_a_workbook(client: httpx.AsyncClien
 async def test_xlsx_export_from_stored_rows(client: httpx.AsyncClient, db) -> None:
     user, token = await create_user_token(db, "alice")
     await seed_report(db, user.id, "rep-x", rows=30)
+    entry = {"invite_link": "https://t.me/+x", "subs": 30, "sales": 25, "profit": Decimal128("252.5")}
+    await db[LINKS_ANSWER_COLLECTION].insert_one({"_id": "rep-x", **answer_document(user.id, 0, T0, [entry])})
     response = await client.get("/sales/analytic/report/rep-x/export", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
     assert response.headers["content-type"] == exports.XLSX_MEDIA_TYPE
     disposition = response.headers["content-disposition"]
     assert disposition.startswith('attachment; filename="Winter _ sale-rep-x.xlsx"')
     wb = openpyxl.load_workbook(io.BytesIO(response.content))
-    assert wb.sheetnames == [SUMMARY_SHEET, "sales.xlsx", "sales.xlsx (2)"]
+    assert wb.sheetnames == [SUMMARY_SHEET, LINKS_SHEET, "sales.xlsx", "sales.xlsx (2)"]
     chart = wb[SUMMARY_SHEET]._charts[0]
     assert isinstance(chart, BarChart)
+    # The links table as the links endpoint answers it.
+    link_row = next(wb[LINKS_SHEET].iter_rows(min_row=2, max_row=2, values_only=True))
+    assert link_row[:2] == ("https://t.me/+x", 30) and link_row[8] == pytest.approx(252.5)
+    assert isinstance(wb[LINKS_SHEET]._charts[0], BarChart)
     ws = wb["sales.xlsx"]
     assert [c.value for c in ws[1]] == list(SALE_COLUMNS)
     assert [r[0] for r in ws.iter_rows(min_row=2, max_col=1, values_only=True)] == [1_000 + r for r in range(2, 32)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared import topology
+from shared import contracts, topology
 from shared.settings import Settings
 
 
@@ -37,3 +37,10 @@ def test_a_dead_letter_is_counted_under_its_dlq_name() -> None:
     assert spec == topology.SWEETCLUB_COMMANDS
     assert topology.dead_letter_queue_name(settings, spec) == "ns.connectors.sweetclub.dlq"
     assert topology.queue_for("event.report_updated") is None  # nobody consumes it
+
+
+def test_recompute_report_is_a_command_with_its_own_analytics_queue() -> None:
+    spec = topology.queue_for(topology.ROUTING_KEYS[contracts.RecomputeReport])
+    assert spec == topology.RECOMPUTE_REPORT
+    assert spec.name == "analytics.recompute-report"
+    assert contracts.RecomputeReport in topology.COMMANDS  # published mandatory: must reach a queue

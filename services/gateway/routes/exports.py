@@ -7,6 +7,7 @@ streams.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -30,6 +31,7 @@ from services.gateway.export import (
     sales_csv_lines,
     source_prefix,
 )
+from services.gateway.inputs import links_json
 from services.gateway.reports import report_view
 from services.gateway.schemas import COMMON_RESPONSES, ErrorSchema
 from services.gateway.template import build_template_workbook
@@ -88,8 +90,10 @@ async def download_template(user: CurrentUser) -> Response:
 @router.get(
     "/analytic/report/{report_id}/export",
     summary="Export a report as .xlsx (metrics, funnel chart, sale rows) or CSV (sale rows)",
-    description="`xlsx`: a Summary sheet with every metric, its definition and a funnel chart, and one "
-    "sheet of sale rows per source report. `csv`: the sale rows of every source report, each line "
+    description="`xlsx`: a Summary sheet with every metric, its definition, a funnel chart, the currency, "
+    "exchange rates, profit by currency and warnings; a Links sheet with the links table and a bar chart of "
+    "profit and cost per link; and one sheet of sale rows per source report. `csv`: the sale rows of every "
+    "source report, each line "
     f"starting with {', '.join(CSV_SOURCE_COLUMNS)}; streamed.",
     response_class=Response,
     responses={
@@ -119,13 +123,18 @@ async def export_report(
             media_type=CSV_MEDIA_TYPE,
             headers={"Content-Disposition": attachment(export_filename(report, "csv"))},
         )
+    # The links table exactly as GET .../links answers it (one read of the kept answer).
+    links_answer = await links_json(db, user, report_id)
+    links: list[dict[str, Any]] = json.loads(links_answer) if links_answer else []
     cursors = [await _sales_cursor(db, user, str(src["id"])) for src in sources]
     try:
         # The workbook is built in a worker thread (openpyxl is CPU-bound); its row iterables pull
         # batches from the async cursors back on the event loop, so rows are never all in memory.
         content = await anyio.to_thread.run_sync(
             lambda: build_report_workbook(
-                report, [(src, _rows_from_loop(cursor)) for src, cursor in zip(sources, cursors, strict=True)]
+                report,
+                [(src, _rows_from_loop(cursor)) for src, cursor in zip(sources, cursors, strict=True)],
+                links,
             )
         )
     finally:

@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import TypeAdapter
 from python_multipart.exceptions import MultipartParseError
 
-from services.gateway import reports
-from services.gateway.creation import Unavailable, create_report_from_upload
+from services.gateway import inputs, reports
+from services.gateway.creation import NewReport, Unavailable, create_report_from_upload
 from services.gateway.deps import BusDep, CurrentUser, Db, Reads, SettingsDep
 from services.gateway.schemas import (
     COMMON_RESPONSES,
@@ -85,11 +85,36 @@ async def create_sales(
         # Read as an exact Decimal; documented as the plain number it is in the query string.
         Query(ge=0, le=Decimal("1e12"), max_digits=16, decimal_places=2, json_schema_extra=_money_schema),
     ],
+    currency: Annotated[
+        str | None,
+        Query(
+            max_length=16,
+            description="ISO 4217 code or symbol (RUB, ₽, R$, $, EUR) of the budget and of amounts that name "
+            "no currency of their own; default: the server's setting (RUB)",
+        ),
+    ] = None,
+    rates: Annotated[
+        str | None,
+        Query(
+            max_length=4000,
+            description="exchange rates, report-currency units per one unit: `BRL:16.20,USD:95` "
+            "(never the report's own currency)",
+        ),
+    ] = None,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> Any:
+    # Checked before the body is read: a bad parameter costs no upload.
+    report_currency = inputs.creation_currency(currency, settings.report_currency)
+    exchange_rates = inputs.creation_rates(rates, report_currency)
     try:
         outcome = await create_report_from_upload(
-            request, db, bus, settings, user, channel_id, name, budget, idempotency_key
+            request,
+            db,
+            bus,
+            settings,
+            user,
+            NewReport(channel_id, name, budget, report_currency, exchange_rates),
+            idempotency_key,
         )
     except MultipartParseError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"malformed multipart body: {exc}") from exc

@@ -33,6 +33,7 @@ COLUMNS: Final[tuple[ColumnSpec, ...]] = (
     ColumnSpec("unsub_date", ("дата отписки",)),
     ColumnSpec("action_date", ("дата действия",)),
     ColumnSpec("invite_link", ("пригласительная ссылка", "ссылка")),
+    ColumnSpec("currency", ("валюта",)),
 )
 COLUMN_NAMES: Final[tuple[str, ...]] = tuple(c.name for c in COLUMNS)
 

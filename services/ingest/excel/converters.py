@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bson import Decimal128, Int64
 
+from shared.currency import CurrencyInvalid, normalise_currency
+
 Converter = Callable[[Any], Any]
 
 INT64_MIN: Final = -(2**63)
@@ -266,8 +268,35 @@ def decimal128_cents(cents: int) -> Decimal128:
     return Decimal128((_CENTS_HIGH | (cents >> 64), cents & _LOW_MASK))  # type: ignore[arg-type]
 
 
-def to_money(value: Any) -> Decimal128 | None:
-    if type(value) is float and 0 <= value < _FLOAT_MAX_AMOUNT:
+# A currency sign or code before or after the number: `R$ 49,90`, `$10`, `1990.50 ₽`, `1 990 руб.`,
+# `49.90 BRL`. The sign is anything that is neither a digit nor a separator of the number.
+_SIGN_BEFORE = re.compile(r"\s*([^\d\s.,+-][^\d]*?)\s*([+-]?\d[\d\s\u00a0\u202f.,]*)\s*")
+_SIGN_AFTER = re.compile(r"\s*([+-]?\d[\d\s\u00a0\u202f.,]*?)\s*([^\d\s.,+-][^\d]*?)\s*")
+_CURRENCY_REASON: Final = "is not an ISO 4217 currency code or a known currency symbol (₽, руб, R$, $, €)"
+
+
+def split_currency_sign(text: str) -> tuple[str, str] | None:
+    """`R$ 49,90` → ("49,90", "BRL"); None when the text carries no sign at all (a plain number
+    or garbage, left to `parse_money`). A sign that names no currency is `invalid_currency`."""
+    match = _SIGN_BEFORE.fullmatch(text)
+    if match is not None:
+        sign, number = match.groups()
+    else:
+        match = _SIGN_AFTER.fullmatch(text)
+        if match is None:
+            return None
+        number, sign = match.groups()
+    try:
+        return number, normalise_currency(sign)
+    except CurrencyInvalid:
+        raise CellInvalid("invalid_currency", f"has a currency sign {sign!r} that {_CURRENCY_REASON}") from None
+
+
+def to_money(value: Any) -> Decimal128 | tuple[Decimal128, str] | None:
+    """An amount cell → Decimal128 cents; an amount written with its currency (`R$ 49,90`) →
+    (cents, ISO code), so that the row can take its currency from the cell."""
+    t = type(value)
+    if t is float and 0 <= value < _FLOAT_MAX_AMOUNT:
         # Fast path for number cells, same rule as parse_money: the 15 significant digits
         # Excel shows, at most two of them after the point.
         text = format(value, ".15g")
@@ -275,8 +304,31 @@ def to_money(value: Any) -> Decimal128 | None:
             whole, _, frac = text.partition(".")
             if len(frac) <= 2:
                 return decimal128_cents(int(whole) * 100 + int(frac.ljust(2, "0")))
+    elif t is str:
+        s = value.strip()
+        # Only text that does not both start and end with a digit can hold a sign.
+        if s and not (s[0].isdigit() and s[-1].isdigit()) and (signed := split_currency_sign(s)) is not None:
+            number, code = signed
+            amount = parse_money(number)
+            if amount is not None:  # always: the pattern requires a digit
+                return decimal128_cents(int(amount.scaleb(2))), code
     amount = parse_money(value)
     return None if amount is None else decimal128_cents(int(amount.scaleb(2)))
+
+
+def to_currency(value: Any) -> str | None:
+    """The `currency` column: an ISO 4217 code or a symbol (`RUB`, `₽`, `руб`, `R$`, `$`, `€`)."""
+    if type(value) is str:
+        s = value.strip()
+        if not s:
+            return None
+        try:
+            return normalise_currency(s)
+        except CurrencyInvalid:
+            pass
+    elif value is None:
+        return None
+    raise CellInvalid("invalid_currency", _CURRENCY_REASON)
 
 
 # --------------------------------------------------------------------------- dates

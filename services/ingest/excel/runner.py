@@ -118,6 +118,7 @@ async def _parse(job: ParseJob, limits: ParseLimits, started: float) -> ParseOut
             "spool_path": str(job.spool_path),
             "format": found.format,
             "timezone": job.timezone,
+            "currency": job.currency,
             "max_errors": limits.max_listed_errors,
             "max_rows": limits.max_rows,
             "max_columns": limits.max_columns,

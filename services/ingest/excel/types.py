@@ -100,6 +100,8 @@ class ParseJob:
     creator_id: int
     # IANA zone in which naive datetimes of the file are read.
     timezone: str = "UTC"
+    # The report's currency (ISO 4217): of rows whose currency column and amount name none.
+    currency: str = "RUB"
 
     def __post_init__(self) -> None:
         # Accept str paths from callers; refuse an unknown zone here, where it is the caller's

@@ -22,6 +22,7 @@ from services.ingest.excel.converters import (
     make_datetime_converter,
     to_birthdate,
     to_bool,
+    to_currency,
     to_money,
     to_phone,
     to_status,
@@ -31,6 +32,7 @@ from services.ingest.excel.converters import (
     to_username,
 )
 from services.ingest.excel.types import CellError
+from shared.currency import DEFAULT_CURRENCY
 
 _MS: Final = timedelta(milliseconds=1)
 RowFn = Callable[[Sequence[Any], int], "dict[str, Any] | None"]
@@ -69,6 +71,7 @@ def converters_for(zone: tzinfo) -> dict[str, Converter]:
         "unsub_date": to_dt,
         "action_date": to_dt,
         "invite_link": to_text,
+        "currency": to_currency,
     }
 
 
@@ -99,6 +102,7 @@ class RowValidator:
         channel_id: int,
         creator_id: int,
         col_offset: int = 0,
+        default_currency: str = DEFAULT_CURRENCY,
     ) -> None:
         self.sheet = sheet
         self.sink = sink
@@ -106,6 +110,8 @@ class RowValidator:
         self.source_report_id = source_report_id
         self.channel_id = Int64(channel_id)
         self.creator_id = creator_id
+        # The report's currency: of every row whose currency column and amount cell name none.
+        self.default_currency = default_currency
         self.positions = dict(positions)
         self.width = max(positions.values(), default=-1) + 1
         self.letters = {name: column_letters(col_offset + i) for name, i in positions.items()}
@@ -140,7 +146,11 @@ class RowValidator:
             (_, i_unsub, c_unsub),
             (_, i_action, c_action),
             (_, i_invite, c_invite),
+            (_, i_currency, c_currency),
         ) = self.plan
+        # A file without a currency column pays one constant per row for it, not a call.
+        has_currency_column = "currency" in self.positions
+        default_currency = self.default_currency
         width = self.width
         pad = [""] * width
         id_prefix = f"{self.source_report_id}:"
@@ -164,6 +174,14 @@ class RowValidator:
                 sub_date = c_sub(row[i_sub])
                 action_date = c_action(row[i_action])
                 unsub_date = c_unsub(row[i_unsub])
+                currency = c_currency(row[i_currency]) if has_currency_column else None
+                if type(amount) is tuple:  # the amount cell named its currency (`R$ 49,90`)
+                    amount, signed = amount
+                    if currency is None:
+                        currency = signed
+                    elif currency != signed:
+                        collect_errors(row, excel_row)
+                        return None
                 doc: dict[str, Any] = {
                     "_id": f"{id_prefix}{excel_row}",
                     "report_id": report_id,
@@ -184,6 +202,7 @@ class RowValidator:
                     "birthdate": c_birth(row[i_birth]),
                     "status": status,
                     "purchase_amount": amount,
+                    "currency": currency or default_currency,
                     "sub_date": sub_date,
                     "unsub_date": unsub_date,
                     "action_date": action_date,
@@ -200,7 +219,7 @@ class RowValidator:
                 or sub_date is None
                 or (unsub_date is not None and unsub_date < sub_date)
                 or (action_date is not None and action_date < sub_date)
-                or (status is not None and (action_date is None or (status == "sale" and amount is None)))
+                or (status == "sale" and amount is None)
             ):
                 collect_errors(row, excel_row)
                 return None
@@ -257,21 +276,24 @@ class RowValidator:
                         "date_before_sub_date",
                         f"{name} must not be before sub_date.",
                     )
-        status = values.get("status")
-        if status is not None:
-            if values.get("action_date") is None and "action_date" not in invalid:
-                self._error(
-                    excel_row,
-                    "action_date",
-                    raw["action_date"],
-                    "missing_action_date",
-                    f"action_date is required for rows with status {status}.",
-                )
-            if status == "sale" and values.get("purchase_amount") is None and "purchase_amount" not in invalid:
-                self._error(
-                    excel_row,
-                    "purchase_amount",
-                    raw["purchase_amount"],
-                    "missing_amount",
-                    "purchase_amount is required for rows with status sale.",
-                )
+        # action_date is optional for every status (SPEC §3): such a row counts, without a period.
+        amount = values.get("purchase_amount")
+        if values.get("status") == "sale" and amount is None and "purchase_amount" not in invalid:
+            self._error(
+                excel_row,
+                "purchase_amount",
+                raw["purchase_amount"],
+                "missing_amount",
+                "purchase_amount is required for rows with status sale.",
+            )
+        column_currency = values.get("currency")
+        if type(amount) is tuple and column_currency is not None and column_currency != amount[1]:
+            self._error(
+                excel_row,
+                "currency",
+                raw["currency"],
+                "currency_mismatch",
+                f"currency {column_currency} disagrees with the currency of purchase_amount "
+                f"({self.letters['purchase_amount']}{excel_row}: "
+                f"{display_value(raw['purchase_amount'])}, {amount[1]}).",
+            )

@@ -5,7 +5,7 @@ process on hostile files (FIELD-NOTES). The runner starts this module per file, 
 limit and a timeout, and turns any crash into an outcome for that file.
 
 Protocol
-  stdin   one JSON job: {path, spool_path, format, timezone, max_errors, max_rows, max_columns,
+  stdin   one JSON job: {path, spool_path, format, timezone, currency, max_errors, max_rows, max_columns,
           memory_bytes, report_id, source_report_id, channel_id, creator_id}
   stdout  exactly one JSON line:
           {"ok": true, "rows": N, "sheet": str, "peak_rss_bytes": int}
@@ -38,6 +38,7 @@ from services.ingest.excel.converters import load_zone
 from services.ingest.excel.sniff import sniff
 from services.ingest.excel.types import CellError, ParseLimits
 from services.ingest.excel.validate import ErrorSink, RowValidator
+from shared.currency import DEFAULT_CURRENCY
 
 SPOOL_BUFFER_BYTES: Final = 1024 * 1024
 
@@ -100,6 +101,7 @@ def validate_rows(
         channel_id=int(job["channel_id"]),
         creator_id=int(job["creator_id"]),
         col_offset=col_offset,
+        default_currency=job.get("currency") or DEFAULT_CURRENCY,
     )
     validate = validator.validate
     encode = bson.encode

@@ -15,11 +15,16 @@ from openpyxl.chart import BarChart
 from openpyxl.worksheet.worksheet import Worksheet
 
 from services.gateway.export import (
+    COUNT_FORMAT,
     CSV_SOURCE_COLUMNS,
     DATETIME_FORMAT,
     DECIMAL_FORMAT,
+    LINK_COLUMNS,
+    LINKS_SHEET,
+    MAX_CHART_LINKS,
     METRICS,
     MONEY_FORMAT,
+    NO_LINK_LABEL,
     SALE_COLUMNS,
     SUMMARY_SHEET,
     WIDTH_SAMPLE_ROWS,
@@ -61,6 +66,17 @@ def make_report(**overrides: object) -> dict[str, object]:
         "avg_sale": Decimal("3.25"),
         "premium_percent": Decimal("12.345"),
         "username_percent": Decimal("80"),
+        "unsubs": 50,
+        "net_subs": 150,
+        "unsub_percent": Decimal("25"),
+        "cpc_net": Decimal("6.666666"),
+        "retention_d1": Decimal("90.005"),
+        "retention_d7": Decimal("80"),
+        "retention_d30": None,
+        "currency": "RUB",
+        "exchange_rates": {"USD": Decimal("95"), "BRL": Decimal("16.2")},
+        "profit_by_currency": {"RUB": Decimal("3100.5"), "USD": Decimal("20"), "EUR": Decimal("7.125")},
+        "warnings": ["1 sale rows in EUR have no exchange rate and are not in profit"],
         "source_reports": [],
     }
     report.update(overrides)
@@ -329,3 +345,78 @@ def test_report_csv_prefixes_each_row_with_its_source() -> None:
     assert table[0] == [*CSV_SOURCE_COLUMNS, *SALE_COLUMNS]
     assert [r[:3] for r in table[1:]] == [["src-a", "a.xlsx", "excel"]] * 2 + [["src-b", "b.xlsx", "excel"]]
     assert [r[3] for r in table[1:]] == ["5000000000", "5000000001", "5000000002"]
+
+
+def link(name: str | None, subs: int, profit: float, cost: float | None) -> dict[str, object]:
+    """An entry as GET .../links answers it (JSON numbers)."""
+    return {
+        "invite_link": name, "subs": subs, "unsubs": 1, "net_subs": subs - 1, "funnel": 0, "leads": 2, "sales": 3,
+        "buyers": 2, "profit": profit, "cost": cost, "romi": None if cost is None else 12.5, "cpc": None,
+        "cpc_net": None, "cac": None, "cr_sales": 1.25, "retention_d1": 99.99, "retention_d7": None,
+        "retention_d30": None,
+    }  # fmt: skip
+
+
+def test_summary_shows_currency_rates_profit_by_currency_and_warnings() -> None:
+    wb = load(build_report_workbook(make_report(), []))
+    ws = wb[SUMMARY_SHEET]
+    rows = labelled_rows(ws)
+    assert rows["Report currency"][0] == "RUB"
+    values = [r for r in ws.iter_rows(values_only=True)]
+    rates_at = next(i for i, r in enumerate(values) if r[0] == "Exchange rate")
+    assert values[rates_at][1] == "RUB per unit"
+    assert [(r[0], r[1]) for r in values[rates_at + 1 : rates_at + 3]] == [("BRL", 16.2), ("USD", 95)]
+    by_currency = next(i for i, r in enumerate(values) if r[1] == "Profit (original amounts)")
+    assert [(r[0], r[1]) for r in values[by_currency + 1 : by_currency + 4]] == [
+        ("EUR", 7.13), ("RUB", 3100.5), ("USD", 20)
+    ]  # fmt: skip
+    warned = next(i for i, r in enumerate(values) if r[0] == "Warnings")
+    assert values[warned + 1][0] == "1 sale rows in EUR have no exchange rate and are not in profit"
+    assert rows["Retention, day 1 (retention_d1)"][0] == pytest.approx(90.01)  # half-up
+    assert rows["Retention, day 30 (retention_d30)"][0] is None
+    assert rows["Subscribers who stayed (net_subs)"] == (150, COUNT_FORMAT)
+    assert rows["Cost per subscriber who stayed (cpc_net)"] == (pytest.approx(6.67), MONEY_FORMAT)
+
+
+def test_links_sheet_holds_the_table_and_a_profit_and_cost_chart() -> None:
+    links = [link("https://t.me/+a", 5, 1000.5, 200), link(None, 3, 0, None), link("=cmd", 1, 10.005, 0)]
+    wb = load(build_report_workbook(make_report(), [], links))
+    assert wb.sheetnames[:2] == [SUMMARY_SHEET, LINKS_SHEET]
+    ws = wb[LINKS_SHEET]
+    header = [c.value for c in ws[1]][: len(LINK_COLUMNS)]
+    assert header == [column for column, _ in LINK_COLUMNS]
+    assert "3 links; the chart shows profit and cost of all 3" in [c.value for c in ws[1]]
+    table = [list(r[: len(LINK_COLUMNS)]) for r in ws.iter_rows(min_row=2, values_only=True)]
+    assert [r[0] for r in table] == ["https://t.me/+a", NO_LINK_LABEL, "=cmd"]  # formula-like text stays text
+    assert ws["A4"].data_type == "s"
+    assert table[0][1:10] == [5, 1, 4, 0, 2, 3, 2, 1000.5, 200]
+    assert table[1][9] is None and table[1][10] is None  # no cost → cost and romi empty, never 0
+    assert table[2][8] == pytest.approx(10.01)
+    assert ws["I2"].number_format == MONEY_FORMAT and ws["B2"].number_format == COUNT_FORMAT
+    [chart] = ws._charts
+    assert isinstance(chart, BarChart) and chart.type == "col"
+    titles = [s.tx.strRef.f.split("!")[1].replace("$", "") for s in chart.series]
+    assert [ws[cell].value for cell in titles] == ["profit", "cost"]
+    profit, cost = chart.series
+    assert ref_values(wb, profit.val.numRef.f) == [1000.5, 0, pytest.approx(10.01)]
+    assert ref_values(wb, cost.val.numRef.f) == [200, None, 0]
+    categories = profit.cat.strRef.f if profit.cat.strRef is not None else profit.cat.numRef.f
+    assert ref_values(wb, categories) == ["https://t.me/+a", NO_LINK_LABEL, "=cmd"]
+
+
+def test_links_chart_shows_the_first_links_of_a_long_table_and_says_so() -> None:
+    links = [link(f"https://t.me/+{i:05d}", 10_000 - i, float(i), 1.0) for i in range(MAX_CHART_LINKS + 70)]
+    wb = load(build_report_workbook(make_report(), [], links))
+    ws = wb[LINKS_SHEET]
+    assert ws.max_row == 1 + len(links)  # every link in the table
+    note = f"{len(links)} links; the chart shows profit and cost of the first {MAX_CHART_LINKS} (most subscribers)"
+    assert note in [c.value for c in ws[1]]
+    [chart] = ws._charts
+    assert len(ref_values(wb, chart.series[0].val.numRef.f)) == MAX_CHART_LINKS
+
+
+def test_no_links_sheet_unless_asked_and_an_empty_table_has_no_chart() -> None:
+    assert LINKS_SHEET not in load(build_report_workbook(make_report(), [])).sheetnames
+    wb = load(build_report_workbook(make_report(), [], []))
+    assert wb[LINKS_SHEET].max_row == 1 and wb[LINKS_SHEET]._charts == []
+    assert "0 links" in str([c.value for c in wb[LINKS_SHEET][1]])

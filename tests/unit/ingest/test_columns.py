@@ -21,8 +21,9 @@ def test_every_alias_maps_to_its_column(canonical: str, alias: str) -> None:
         assert match.positions.get(canonical) == 1, variant
 
 
-def test_spec_has_fourteen_columns_and_two_required() -> None:
-    assert len(COLUMN_NAMES) == 14
+def test_spec_has_fifteen_columns_and_two_required() -> None:
+    assert len(COLUMN_NAMES) == 15
+    assert COLUMN_NAMES[-1] == "currency"
     assert [c.name for c in COLUMNS if c.required] == ["user_id", "sub_date"]
 
 

@@ -39,6 +39,7 @@ def job_dict(job: ParseJob, **overrides: Any) -> dict[str, Any]:
         "path": str(job.path),
         "spool_path": str(job.spool_path),
         "timezone": job.timezone,
+        "currency": job.currency,
         "max_errors": 100,
         "max_rows": 1000,
         "max_columns": 64,
@@ -104,6 +105,7 @@ def test_russian_headers_end_to_end(write_xlsx: WriteXlsx, make_job: Callable[..
             "birthdate": datetime(1991, 3, 8, tzinfo=UTC),
             "status": "sale",
             "purchase_amount": Decimal128(Decimal("1499.90")),
+            "currency": "RUB",
             "sub_date": datetime(2024, 1, 10, 9, 0, tzinfo=UTC),
             "unsub_date": None,
             "action_date": datetime(2024, 1, 12, 18, 30, tzinfo=UTC),
@@ -130,6 +132,7 @@ def test_russian_headers_end_to_end(write_xlsx: WriteXlsx, make_job: Callable[..
             "birthdate": None,
             "status": None,
             "purchase_amount": None,
+            "currency": "RUB",
             "sub_date": datetime(2024, 1, 15, 10, 0, tzinfo=UTC),
             "unsub_date": datetime(2024, 1, 20, tzinfo=UTC),
             "action_date": None,
@@ -287,3 +290,40 @@ def test_excel_booleans_and_numbers_as_text(write_xlsx: WriteXlsx, make_job: Cal
     assert doc["user_id"] == 123
     assert doc["sub_date"] == datetime(2024, 1, 31, 12, 0, tzinfo=UTC)
     assert doc["purchase_amount"] == Decimal128(Decimal("10.50"))
+
+
+def test_currency_column_signs_and_the_jobs_currency(write_xlsx: WriteXlsx, make_job: Callable[..., ParseJob]) -> None:
+    path = write_xlsx(
+        [
+            ["ID пользователя", "Дата подписки", "Статус", "Сумма", "Валюта"],
+            [1, "2024-01-01", "продажа", "R$ 49,90", ""],
+            [2, "2024-01-01", "продажа", 100, "usd"],
+            [3, "2024-01-01", "продажа", 100, ""],
+            [4, "2024-01-01", "", "", ""],
+        ]
+    )
+    job = make_job(path, currency="EUR")
+    assert run_job(job_dict(job))["ok"] is True
+    assert [(d["user_id"], d["currency"]) for d in spooled(job.spool_path)] == [
+        (1, "BRL"),
+        (2, "USD"),
+        (3, "EUR"),
+        (4, "EUR"),
+    ]
+    assert all(d["action_date"] is None for d in spooled(job.spool_path))
+
+
+def test_currency_errors_are_named_cells(write_xlsx: WriteXlsx, make_job: Callable[..., ParseJob]) -> None:
+    path = write_xlsx(
+        [
+            ["user_id", "sub_date", "status", "purchase_amount", "currency"],
+            [1, "2024-01-01", "sale", "R$ 49,90", "RUB"],
+            [2, "2024-01-01", "sale", 10, "dollars"],
+        ]
+    )
+    answer = run_job(job_dict(make_job(path)))
+    assert answer["kind"] == "invalid"
+    assert [(e["code"], e["cell"]) for e in answer["errors"]] == [
+        ("currency_mismatch", "E2"),
+        ("invalid_currency", "E3"),
+    ]
