@@ -271,11 +271,13 @@ def test_a_seller_uploads_reads_costs_connects_and_signs_out(browser: Browser, s
     session.watch.assert_clean()
 
 
-def test_a_link_cost_changes_its_romi(browser: Browser, stack: Stack) -> None:
+def test_a_link_cost_changes_its_romi_and_a_rate_brings_a_currency_into_profit(browser: Browser, stack: Stack) -> None:
+    # Борис's sale (200.50) is in BRL, the rest in the report's RUB
+    rows = [[*row, "BRL" if row[0] == 102 else None] for row in CAMPAIGN_ROWS]
     response = httpx.post(
         f"{stack.gateway_url}/sales/create",
-        params={"channel_id": CHANNEL, "name": "Links", "budget": "1000"},
-        files={"file": ("c.xlsx", workbook_bytes(EN_HEADERS, CAMPAIGN_ROWS))},
+        params={"channel_id": CHANNEL, "name": "Links", "budget": "1000", "currency": "RUB"},
+        files={"file": ("c.xlsx", workbook_bytes([*EN_HEADERS, "currency"], rows))},
         headers=stack.headers("vera"),
         timeout=120,
     )
@@ -285,7 +287,15 @@ def test_a_link_cost_changes_its_romi(browser: Browser, stack: Stack) -> None:
     page.goto(f"{stack.gateway_url}/app#/report/{response.json()['report_id']}")
     expect(page.locator(".report-meta .badge")).to_have_text("ready", timeout=TIMEOUT)
 
-    # ---- the links table: sortable, a cost changes its ROMI
+    # the BRL sale has no rate: left out of profit, and said so
+    warnings = page.get_by_test_id("warnings")
+    expect(warnings).to_contain_text("BRL")
+    by_currency = page.get_by_test_id("profit-by-currency")
+    expect(by_currency.locator("tr", has_text="BRL")).to_contain_text("200.50 BRL")
+    expect(by_currency.locator("tr", has_text="BRL")).to_contain_text("no rate")
+    assert metric(page, "profit") == "300.00 RUB"
+
+    # the links table: sortable, a cost changes its ROMI
     links = page.get_by_test_id("links")
     expect(links).to_be_visible(timeout=TIMEOUT)
     first = links.locator("tbody tr").first.locator("th")
@@ -304,6 +314,16 @@ def test_a_link_cost_changes_its_romi(browser: Browser, stack: Stack) -> None:
     expect(romi).not_to_have_text(before)
     assert romi.inner_text().replace("\u202f", " ") == "50 %"  # (300 − 200) / 200 × 100
     browser.check(page, "05-report-links")
+
+    # a rate for BRL: the sale enters profit (300 + 200.50 × 10), the warning goes
+    page.get_by_label("RUB per 1 BRL").fill("10")
+    page.get_by_role("button", name="Save rates").click()
+    page.wait_for_function(
+        "() => document.querySelector('li.metric[data-metric=profit] .metric-value').textContent.startsWith('2,305.00')",
+        timeout=TIMEOUT,
+    )
+    expect(page.get_by_test_id("warnings")).to_have_count(0)
+    expect(page.get_by_test_id("profit-by-currency").locator("tr", has_text="BRL")).to_contain_text("10")
 
     session.watch.assert_clean()
 

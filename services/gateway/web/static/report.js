@@ -73,7 +73,7 @@ export function ReportPage({ reportId }) {
       <button type="button" onClick=${() => exportAs("csv")}>${t("report.export_csv")}</button>
     </div>
     <${ErrorBox} result=${exportError} />
-    <${Currencies} report=${report} />
+    <${Currencies} key=${report.updated_at} report=${report} onReport=${setReport} />
     <section aria-labelledby="metrics-title">
       <h2 id="metrics-title">${t("report.metrics")}</h2>
       <ul class="cards" data-testid="metrics">
@@ -91,11 +91,25 @@ export function ReportPage({ reportId }) {
   </div>`;
 }
 
-function Currencies({ report }) {
+function Currencies({ report, onReport }) {
   const warnings = report.warnings || [];
   const byCurrency = Object.entries(report.profit_by_currency || {});
   const rates = Object.entries(report.exchange_rates || {});
+  const foreign = [...new Set([...byCurrency.map(([c]) => c), ...rates.map(([c]) => c)])].filter((c) => c !== report.currency);
+  const [draft, setDraft] = useState(Object.fromEntries(rates.map(([c, v]) => [c, String(v)])));
+  const [result, setResult] = useState(null);
+  const [busy, setBusy] = useState(false);
   if (!warnings.length && byCurrency.length <= 1 && !rates.length) return null;
+  const save = async (e) => {
+    e.preventDefault();
+    setBusy(true);
+    const body = {};
+    for (const [code, v] of Object.entries(draft)) if (String(v).trim() !== "") body[code] = String(v).trim().replace(",", ".");
+    const r = await api("PUT", `/sales/analytic/report/${report.id}/exchange-rates`, { json: body });
+    setBusy(false);
+    setResult(r);
+    if (r.ok && r.status === 200) onReport(r.data);
+  };
   return html`<section aria-labelledby="currency-title" class="card">
     <h2 id="currency-title">${t("report.currencies")}</h2>
     ${warnings.length > 0 && html`<ul class="warnings" data-testid="warnings">
@@ -108,6 +122,14 @@ function Currencies({ report }) {
       <tbody>${byCurrency.map(([code, sum]) => html`<tr><th scope="row">${code}</th><td class="num">${money(sum, code)}</td>
         <td class="num">${code === report.currency ? "1" : report.exchange_rates && report.exchange_rates[code] !== undefined ? num(report.exchange_rates[code]) : t("report.no_rate")}</td></tr>`)}</tbody>
     </table>`}
+    ${foreign.length > 0 && html`<form class="inline-form" onSubmit=${save} aria-label=${t("rates.title")}>
+      ${foreign.map((code) => html`<div class="field"><label for=${`rate-${code}`}>${t("rates.label", { code, currency: report.currency })}</label>
+        <input id=${`rate-${code}`} inputmode="decimal" size="8" value=${draft[code] ?? ""}
+          onInput=${(e) => setDraft({ ...draft, [code]: e.currentTarget.value })} /></div>`)}
+      <div class="field"><button type="submit" disabled=${busy}>${t("rates.save")}</button></div>
+      ${result && result.status === 202 && html`<span role="status">${t("rates.pending")}</span>`}
+      ${result && !result.ok && html`<${ErrorBox} result=${result} />`}
+    </form>`}
   </section>`;
 }
 
@@ -212,12 +234,24 @@ function Links({ report }) {
       if (v !== "") body[link] = Number(v);
     }
     const r = await api("PUT", `/sales/analytic/report/${report.id}/links/costs`, { json: body });
-    setSaving(false);
     if (!r.ok) {
+      setSaving(false);
       setSaveError(r);
       return;
     }
-    setLinks(r.data);
+    // 202: saved, analytics still recomputing; read the links until they carry the new costs.
+    let answer = r.status === 202 ? null : r.data;
+    for (let i = 0; !answer && i < 60; i += 1) {
+      await new Promise((done) => setTimeout(done, 1000));
+      const again = await api("GET", `/sales/analytic/report/${report.id}/links`);
+      if (again.ok && again.data.every((l) => l.invite_link === null || (l.cost ?? null) === (body[l.invite_link] ?? null))) answer = again.data;
+    }
+    setSaving(false);
+    if (!answer) {
+      setSaveError({ text: t("links.still_recomputing") });
+      return;
+    }
+    setLinks(answer);
     setSaved(true);
   };
   const toggle = (key) => setSort((s) => ({ key, dir: s.key === key && s.dir === "desc" ? "asc" : "desc" }));
@@ -254,7 +288,7 @@ function Links({ report }) {
         ${saving && html`<span role="status">${t("links.saving")}</span>`}
         ${saved && html`<span role="status" class="ok">${t("links.saved")}</span>`}
       </div>
-      <${ErrorBox} result=${saveError} />
+      ${saveError && html`<${ErrorBox} result=${saveError.text ? null : saveError} text=${saveError.text} />`}
     </form>`}
   </section>`;
 }
