@@ -365,8 +365,24 @@ def test_the_page_speaks_russian_to_a_russian_browser(browser: Browser, stack: S
     page.goto(f"{stack.gateway_url}/app")
     expect(page.get_by_role("button", name="Войти")).to_be_visible()
     assert page.evaluate("document.documentElement.lang") == "ru"
-    sign_in(session, stack, "zoya")
-    show_channel(page, CHANNEL)
+    # by keyboard alone: Tab to the token, type it, Enter; then the skip link leads into the page
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "token"
+    page.keyboard.type(stack.token("zoya"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("sign-out")).to_have_text("Выйти")
+    # a new page puts the focus on its heading; the skip link before the menu leads back into the page
+    assert page.evaluate("document.activeElement.tagName + ' ' + document.activeElement.textContent") == "H1 Отчёты"
+    for _ in range(4):  # back through Выйти, Подключения, Отчёты to the skip link
+        page.keyboard.press("Shift+Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Перейти к содержимому"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "channel-id"
+    page.keyboard.type(str(CHANNEL))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name=re.compile("^Отчёты канала"))).to_be_visible()
     page.get_by_label(re.compile("^Выбрать Excel-файл")).set_input_files(
         {"name": "плохой.xlsx", "mimeType": "application/octet-stream", "buffer": workbook_bytes(RU_HEADERS, BAD_ROWS)}
     )
