@@ -51,7 +51,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from bench.index_cost import sale_rows
-from services.connectors.normalise import KINDS
+from services.connectors.platforms import KINDS
 from services.connectors.sync import due_for_poll, poll_is_due, sync_lag_seconds
 from shared.mongo import COLLECTIONS, ensure_indexes
 from tests.infra import MongoServer

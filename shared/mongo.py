@@ -44,6 +44,8 @@ class Collections:
     reference: str = "reference_data"
     # Results of connector commands (check, SweetClub sale/refund add) the gateway waits for.
     connector_commands: str = "connector_commands"
+    # External items the connectors could not read: raw payload and reason (one per item and stage).
+    quarantine: str = "connector_quarantine"
     # Markers of one-off data migrations, so that start-up does not search for old data each time.
     migrations: str = "migrations"
     uploads_bucket: str = "uploads"

@@ -1,28 +1,52 @@
 """Eduzz Órbita sales API emulator, faithful to eduzz-orbita-sales.md.
 
 - `GET /orbita/v1/sales?start_date&end_date` (both required, YYYY-MM-DD), `date_type`
-  creation|payment (default creation), `status` (a name such as `paid`, or its numeric code),
-  `page` (default 1), `per_page` (default 25, capped at 25). Answer: `pages`, `items_per_page`,
-  `page`, `total_items`, `items`, sales ordered by the chosen date then id.
+  creation|payment (default creation), `status` (an integer, as the document types it; the codes
+  are this emulator's own, since the document publishes none — a name such as `paid` or any other
+  non-integer is a 400, an unknown integer selects nothing), `page` (default 1), `per_page`
+  (default 25, capped at 25). Answer: `pages`, `items_per_page`, `page`, `total_items`, `items`.
+  A query parameter of the wrong type is a 400 in the same `{"code", "message"}` shape.
+- The document promises no order for the listing, so the order is switchable: `oldest_first`
+  (by the chosen date, then id; the default), `newest_first`, or `shuffled` (a fixed permutation)
+  — by `POST /_sandbox/options {"order": ...}`, the start option `--eduzz-order` /
+  SANDBOX_EDUZZ_ORDER, or per request with `X-Sandbox-Order`.
 - `GET /orbita/v1/sales/{id}`: the sale with its `items`; 404 when unknown.
 - `Authorization: Bearer <token>`; a wrong or expired token → 401.
 Sales without a contract or an affiliate omit those fields (the document calls them optional
 by example only); unpaid sales have `paid_at: null`.
+
+Run-time data: `POST /_sandbox/sales {"count", "created_at", "status", "total", "after_listing_requests"}`
+inserts sales (with new, higher ids) at any creation time — also in the middle of pages already
+read — now or once that many more listing requests have been answered (to land while a sync runs);
+`POST /_sandbox/status` and `POST /_sandbox/change` alter existing ones. Quirks: see QUIRKS.
 """
 
 from __future__ import annotations
 
 import bisect
+import hashlib
 import os
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal, get_args
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
-from deploy.sandbox.faults import FaultMiddleware, FaultState, ResetRequest, StatusRequest, control_router, money_json
+from deploy.sandbox.faults import (
+    MAX_SIZE,
+    ChangeRequest,
+    FaultMiddleware,
+    FaultState,
+    ResetRequest,
+    StatusRequest,
+    control_router,
+    money_json,
+)
+from deploy.sandbox.quirks import QuirkBook, quirk_router
 
 TOKENS = frozenset({"sandbox-eduzz-token"})
 FIRST_ID = 100001
@@ -59,6 +83,28 @@ CONTENTS = [
     (77777777, "E-book Funil Infinito", "SKU_EB"),
 ]
 ISO = "%Y-%m-%dT%H:%M:%SZ"
+Order = Literal["oldest_first", "newest_first", "shuffled"]
+ORDERS: tuple[str, ...] = get_args(Order)
+QUIRKS = {
+    "missing_detail": "sales/{id} answers 404 for the sale, which the listing still shows",
+    "extra_fields": "listing and sales/{id}: fields the document does not name",
+}
+EXTRA = {"currency": "BRL", "origin": {"name": "checkout", "version": 2}, "tags": []}
+
+
+class OptionsRequest(BaseModel):
+    order: Order | None = None
+
+
+class InsertRequest(BaseModel):
+    """New sales on the platform; `created_at` None spreads them over the data's span."""
+
+    count: int = Field(default=1, ge=1, le=MAX_SIZE)
+    created_at: datetime | None = None
+    status: str | None = None
+    total: float | None = None
+    seed: int = 0
+    after_listing_requests: int = Field(default=0, ge=0)
 
 
 @dataclass
@@ -74,7 +120,7 @@ class Sale:
     with_contract: bool
     with_affiliate: bool
 
-    def listing(self) -> dict[str, Any]:
+    def listing(self, quirks: frozenset[str] = frozenset()) -> dict[str, Any]:
         fee = round(-self.total * 0.0379 - 0.0, 2) if self.status == "paid" else 0
         gross = round(self.total + fee, 2) if self.status == "paid" else 0
         sale: dict[str, Any] = {
@@ -105,6 +151,8 @@ class Sale:
             "status": {"name": STATUSES[self.status][0]},
             **self.utm,
         }
+        if "extra_fields" in quirks:
+            sale.update(EXTRA)
         if self.with_affiliate:
             sale["affiliate"] = {"name": "Nome do Afiliado"}
         if self.with_contract:
@@ -121,7 +169,7 @@ class Sale:
             }
         return sale
 
-    def detail(self) -> dict[str, Any]:
+    def detail(self, quirks: frozenset[str] = frozenset()) -> dict[str, Any]:
         rng = random.Random(self.id)
         count = rng.randint(1, 3)
         share = round(self.total / count, 2)
@@ -148,30 +196,110 @@ class Sale:
                     "others_fees_values": 0,
                 }
             )
-        return {**self.listing(), "items": items}
+        return {**self.listing(quirks), "items": items}
 
 
 @dataclass
 class Store:
-    sales: list[Sale] = field(default_factory=list)
+    sales: list[Sale] = field(default_factory=list)  # ordered by (created_at, id)
+    by_id: dict[int, Sale] = field(default_factory=dict)
+    created_keys: list[tuple[datetime, int]] = field(default_factory=list)
     tokens_valid: bool = True
+    order: Order = "oldest_first"
+    quirks: QuirkBook = field(default_factory=lambda: QuirkBook(QUIRKS))
+    pending: list[tuple[int, InsertRequest]] = field(default_factory=list)  # (due at listing n, what)
+    listings_served: int = 0
 
-    def reset(self, size: int, seed: int, span_days: int = SPAN_DAYS) -> None:
+    def reset(self, size: int, seed: int, span_days: int = SPAN_DAYS, refund_share: float | None = None) -> None:
         rng = random.Random(seed)
         step = timedelta(days=span_days) / max(size, 1)
-        self.sales = [_random_sale(rng, FIRST_ID + i, EPOCH + step * i) for i in range(size)]
+        self.sales = [_random_sale(rng, FIRST_ID + i, EPOCH + step * i, refund_share) for i in range(size)]
         self.tokens_valid = True
+        self.quirks.clear()
+        self.pending.clear()
+        self.listings_served = 0
+        self.reindex()
+
+    def reindex(self) -> None:
+        self.sales.sort(key=lambda s: (s.created_at, s.id))
+        self.by_id = {s.id: s for s in self.sales}
+        self.created_keys = [(s.created_at, s.id) for s in self.sales]
+
+    def next_id(self) -> int:
+        return max(self.by_id) + 1 if self.by_id else FIRST_ID
 
     def grow(self, count: int) -> int:
         rng = random.Random(len(self.sales))
         last = self.sales[-1].created_at if self.sales else EPOCH
-        first = self.sales[-1].id + 1 if self.sales else FIRST_ID
+        first = self.next_id()
         self.sales.extend(_random_sale(rng, first + i, last + timedelta(minutes=5 * (i + 1))) for i in range(count))
+        self.reindex()
         return len(self.sales)
 
+    def insert(self, request: InsertRequest) -> list[str]:
+        if request.status is not None and request.status not in STATUSES:
+            raise HTTPException(400, f"unknown status {request.status!r}; known: {sorted(STATUSES)}")
+        rng = random.Random(request.seed)
+        first, last = (self.sales[0].created_at, self.sales[-1].created_at) if self.sales else (EPOCH, EPOCH)
+        made = []
+        for n in range(request.count):
+            when = request.created_at or first + (last - first) * rng.random()
+            sale = _random_sale(rng, self.next_id() + n, when.astimezone(UTC))
+            if request.status is not None:
+                sale.status = request.status
+                paid = request.status in ("paid", "refunded", "waiting_refund")
+                sale.paid_at = (sale.created_at + timedelta(seconds=60)) if paid else None
+            if request.total is not None:
+                sale.total = request.total
+            made.append(sale)
+        self.sales.extend(made)
+        self.reindex()
+        return [str(s.id) for s in made]
 
-def _random_sale(rng: random.Random, sale_id: int, when: datetime) -> Sale:
-    status = rng.choices(list(WEIGHTS), weights=list(WEIGHTS.values()))[0]
+    def served_listing(self) -> None:
+        """One more listing page answered: insert what was due by now."""
+        self.listings_served += 1
+        due = [r for at, r in self.pending if at <= self.listings_served]
+        self.pending = [(at, r) for at, r in self.pending if at > self.listings_served]
+        for request in due:
+            self.insert(request)
+
+    def change(self, request: ChangeRequest) -> list[str]:
+        if request.ids is not None:
+            chosen = [self.by_id[int(i)] for i in request.ids if i.isdigit() and int(i) in self.by_id]
+        else:
+            since = (
+                datetime.combine(date.fromisoformat(request.since), datetime.min.time(), UTC) if request.since else None
+            )
+            eligible = [
+                s
+                for s in self.sales
+                if (since is None or s.created_at >= since) and (request.field == "total" or s.status == "paid")
+            ]
+            chosen = random.Random(request.seed).sample(eligible, min(request.count, len(eligible)))
+        for sale in sorted(chosen, key=lambda s: s.id):
+            if request.field == "status":
+                sale.status = "refunded"
+            else:
+                sale.total = round(sale.total + 1, 2)
+        return sorted(str(s.id) for s in chosen)
+
+    def ordered(self, rows: list[Sale], order: Order) -> list[Sale]:
+        if order == "newest_first":
+            return rows[::-1]
+        if order == "shuffled":
+            return sorted(rows, key=lambda s: hashlib.blake2b(str(s.id).encode(), digest_size=8).digest())
+        return rows
+
+
+def _random_sale(rng: random.Random, sale_id: int, when: datetime, refund_share: float | None = None) -> Sale:
+    if refund_share is None:
+        status = rng.choices(list(WEIGHTS), weights=list(WEIGHTS.values()))[0]
+    elif rng.random() < refund_share:
+        status = "refunded"
+    else:
+        others = {k: w for k, w in WEIGHTS.items() if k != "refunded"}
+        status = rng.choices(list(others), weights=list(others.values()))[0]
     paid = status in ("paid", "refunded", "waiting_refund")
     utm: dict[str, str] = {}
     roll = rng.random()
@@ -205,8 +333,12 @@ def _random_sale(rng: random.Random, sale_id: int, when: datetime) -> Sale:
     )
 
 
-def create_app(size: int | None = None, seed: int | None = None) -> FastAPI:
+def create_app(size: int | None = None, seed: int | None = None, order: str | None = None) -> FastAPI:
     store = Store()
+    chosen_order = order or os.environ.get("SANDBOX_EDUZZ_ORDER", "oldest_first")
+    if chosen_order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, not {chosen_order!r}")
+    store.order = chosen_order  # type: ignore[assignment]
     store.reset(
         size if size is not None else int(os.environ.get("SANDBOX_SIZE", "1000")),
         seed if seed is not None else int(os.environ.get("SANDBOX_SEED", "42")),
@@ -234,8 +366,15 @@ def create_app(size: int | None = None, seed: int | None = None) -> FastAPI:
     async def errors(_: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"code": exc.status_code, "message": exc.detail}, status_code=exc.status_code)
 
+    @app.exception_handler(RequestValidationError)
+    async def bad_types(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # A typed API refuses `page=abc` as it refuses `status=paid`: a 400 in its own shape.
+        wrong = ", ".join(".".join(str(p) for p in e.get("loc", ())[1:]) for e in exc.errors())
+        return JSONResponse({"code": 400, "message": f"parâmetro inválido: {wrong}"}, status_code=400)
+
     @app.get("/orbita/v1/sales", dependencies=auth)
     async def list_sales(
+        request: Request,
         start_date: str | None = None,
         end_date: str | None = None,
         date_type: str = "creation",
@@ -254,40 +393,65 @@ def create_app(size: int | None = None, seed: int | None = None) -> FastAPI:
             raise HTTPException(400, "date_type inválido")
         wanted: str | None = None
         if status is not None:
-            by_code = {str(code): key for key, (_, code) in STATUSES.items()}
-            wanted = status if status in STATUSES else by_code.get(status)
-            if wanted is None:
-                raise HTTPException(400, "status inválido")
+            if not status.strip().lstrip("-").isdigit():
+                raise HTTPException(400, f"status deve ser um número inteiro, não {status!r}")
+            by_code = {code: key for key, (_, code) in STATUSES.items()}
+            wanted = by_code.get(int(status), "none")  # an integer with no status selects nothing
+        order = request.headers.get("x-sandbox-order", store.order)
+        if order not in ORDERS:
+            raise HTTPException(400, f"X-Sandbox-Order must be one of {ORDERS}")
         per_page = max(1, min(per_page, MAX_PER_PAGE))
         page = max(page, 1)
         if date_type == "creation":
-            keys = [s.created_at for s in store.sales]
-            rows = store.sales[bisect.bisect_left(keys, start) : bisect.bisect_left(keys, end)]
+            keys = store.created_keys
+            rows = store.sales[bisect.bisect_left(keys, (start, 0)) : bisect.bisect_left(keys, (end, 0))]
         else:
             rows = sorted(
                 (s for s in store.sales if s.paid_at and start <= s.paid_at < end), key=lambda s: (s.paid_at, s.id)
             )
         if wanted is not None:
             rows = [s for s in rows if s.status == wanted]
+        rows = store.ordered(rows, order)  # type: ignore[arg-type]
         pages = max(1, -(-len(rows) // per_page))
         chunk = rows[(page - 1) * per_page : page * per_page]
-        return {
+        header = request.headers.get("x-sandbox-quirks")
+        answer = {
             "pages": pages,
             "items_per_page": per_page,
             "page": page,
             "total_items": len(rows),
-            "items": [s.listing() for s in chunk],
+            "items": [s.listing(store.quirks.of(str(s.id), header)) for s in chunk],
         }
+        store.served_listing()
+        return answer
 
     @app.get("/orbita/v1/sales/{sale_id}", dependencies=auth)
-    async def get_sale(sale_id: int) -> dict[str, Any]:
-        index = sale_id - FIRST_ID
-        if not 0 <= index < len(store.sales):
+    async def get_sale(request: Request, sale_id: int) -> dict[str, Any]:
+        sale = store.by_id.get(sale_id)
+        quirks = store.quirks.of(str(sale_id), request.headers.get("x-sandbox-quirks"))
+        if sale is None or "missing_detail" in quirks:
             raise HTTPException(404, "Dado não encontrado")
-        return store.sales[index].detail()
+        return sale.detail(quirks)
+
+    @app.post("/_sandbox/options")
+    async def set_options(options: OptionsRequest) -> dict[str, Any]:
+        if options.order is not None:
+            store.order = options.order
+        return {"order": store.order}
+
+    @app.post("/_sandbox/sales")
+    async def insert_sales(request: InsertRequest) -> dict[str, Any]:
+        if request.after_listing_requests:
+            store.pending.append((store.listings_served + request.after_listing_requests, request))
+            return {
+                "scheduled": request.count,
+                "at_listing_request": store.listings_served + request.after_listing_requests,
+            }
+        ids = store.insert(request)
+        return {"inserted": len(ids), "ids": ids}
 
     def reset(request: ResetRequest) -> None:
-        store.reset(request.size, request.seed, request.span_days)
+        store.reset(request.size, request.seed, request.span_days, request.refund_share)
 
     def truth() -> dict[str, Any]:
         return {
@@ -298,13 +462,15 @@ def create_app(size: int | None = None, seed: int | None = None) -> FastAPI:
         }
 
     def set_status(request: StatusRequest) -> None:
-        index = int(request.id) - FIRST_ID
-        if request.status not in STATUSES or not 0 <= index < len(store.sales):
+        sale = store.by_id.get(int(request.id)) if request.id.isdigit() else None
+        if request.status not in STATUSES or sale is None:
             raise HTTPException(400, "unknown sale or status")
-        sale = store.sales[index]
         sale.status = request.status
         if request.status in ("paid", "refunded", "waiting_refund") and sale.paid_at is None:
             sale.paid_at = datetime.now(UTC).replace(microsecond=0)
 
-    app.include_router(control_router(faults, reset=reset, grow=store.grow, truth=truth, set_status=set_status))
+    app.include_router(
+        control_router(faults, reset=reset, grow=store.grow, truth=truth, set_status=set_status, change=store.change)
+    )
+    app.include_router(quirk_router(store.quirks, lambda: [str(i) for i in store.by_id]))
     return app

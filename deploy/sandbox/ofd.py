@@ -9,7 +9,11 @@ checks_income, avg_receipt, outcome, outcome_return; `-` prefix for descending).
 Answer: `data` (intervals that have documents), `full`, `total` (number of such intervals).
 Like the real service, a few receipts' payment-kind parts do not add up to their `total`.
 
-Data: `size` receipts spread over 2024 (deterministic from `seed`).
+Data: `size` receipts spread over 2024 (deterministic from `seed`). Late documents (an offline cash
+register sending days later): `POST /_sandbox/receipts {"count", "at", "operation"}` adds receipts
+dated `at`; `POST /_sandbox/change {"count"}` adds a return receipt to `count` distinct days.
+Quirks per day (`deploy.sandbox.quirks`, ids are the days `YYYY-MM-DD`): QUIRKS — the document says
+elements may be missing and undocumented service fields may appear.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, Field
 
-from deploy.sandbox.faults import FaultMiddleware, FaultState, ResetRequest, control_router
+from deploy.sandbox.faults import MAX_SIZE, ChangeRequest, FaultMiddleware, FaultState, ResetRequest, control_router
+from deploy.sandbox.quirks import QuirkBook, quirk_router
 
 KEYS = frozenset({("sandbox-yandex-key", "sandbox-ofd-key")})
 EPOCH = datetime(2024, 1, 1, 8, 0)
@@ -46,6 +51,11 @@ SALES_DOCUMENTS = ("receipt", "receiptCorrection", "bso", "bsoCorrection")
 OPERATIONS = ("income", "income_return", "outcome", "outcome_return")
 TAXATIONS = ("osn", "usn_income", "usn_income_wo_expenditure", "esn_agricultural", "psn")
 PARTS = ("prepaid", "cashTotal", "credit", "ecashTotal", "provision")
+QUIRKS = {
+    "missing_elements": "the day's zero parts, income_return when nothing was returned, outcome, outcome_return, "
+    "income_avg and date_from/date_to are left out",
+    "extra_fields": "undocumented service fields in the day's row",
+}
 ORDER_KEYS = (
     "date",
     "income",
@@ -95,27 +105,63 @@ class Query(BaseModel):
     orders: list[str] | None = None
 
 
+class ReceiptsRequest(BaseModel):
+    count: int = Field(default=1, ge=1, le=MAX_SIZE)
+    at: datetime
+    operation: str = "income"
+    seed: int = 0
+
+
 @dataclass
 class Store:
     receipts: list[Receipt] = field(default_factory=list)
     keys_valid: bool = True
+    quirks: QuirkBook = field(default_factory=lambda: QuirkBook(QUIRKS))
 
-    def reset(self, size: int, seed: int, span_days: int = SPAN_DAYS) -> None:
+    def reset(self, size: int, seed: int, span_days: int = SPAN_DAYS, refund_share: float | None = None) -> None:
         rng = random.Random(seed)
         step = timedelta(days=span_days) / max(size, 1)
-        self.receipts = [_random_receipt(rng, EPOCH + step * i) for i in range(size)]
+        self.receipts = [_random_receipt(rng, EPOCH + step * i, refund_share) for i in range(size)]
         self.keys_valid = True
+        self.quirks.clear()
+
+    def add(self, request: ReceiptsRequest) -> int:
+        if request.operation not in OPERATIONS:
+            raise HTTPException(400, f"operation must be one of {OPERATIONS}")
+        rng = random.Random(request.seed)
+        for n in range(request.count):
+            receipt = _random_receipt(rng, request.at.replace(tzinfo=None) + timedelta(seconds=n))
+            self.receipts.append(
+                Receipt(**{**receipt.__dict__, "operation_type": request.operation, "document_type": "receipt"})
+            )
+        return len(self.receipts)
+
+    def days(self) -> list[str]:
+        return sorted({r.at.date().isoformat() for r in self.receipts})
+
+    def change(self, request: ChangeRequest) -> list[str]:
+        """A return receipt on each of `count` days (an old day's figures change)."""
+        days = [d for d in self.days() if request.since is None or d >= request.since]
+        chosen = sorted(request.ids or random.Random(request.seed).sample(days, min(request.count, len(days))))
+        for day in chosen:
+            at = datetime.fromisoformat(day).replace(hour=23, minute=30)
+            self.add(ReceiptsRequest(at=at, operation="income_return", seed=request.seed))
+        return chosen
 
     def grow(self, count: int) -> int:
         rng = random.Random(len(self.receipts))
-        last = self.receipts[-1].at if self.receipts else EPOCH
+        last = max((r.at for r in self.receipts), default=EPOCH)  # late receipts are appended out of order
         self.receipts.extend(_random_receipt(rng, last + timedelta(minutes=31 * (i + 1))) for i in range(count))
         return len(self.receipts)
 
 
-def _random_receipt(rng: random.Random, at: datetime) -> Receipt:
+def _random_receipt(rng: random.Random, at: datetime, refund_share: float | None = None) -> Receipt:
     total = rng.choice([35000, 7000, 12550, 99000, 4990, 150000])
-    operation = rng.choices(OPERATIONS, weights=(85, 8, 5, 2))[0]
+    if refund_share is None:
+        operation = rng.choices(OPERATIONS, weights=(85, 8, 5, 2))[0]
+    else:
+        rest = (1 - refund_share) / 92
+        operation = rng.choices(OPERATIONS, weights=(85 * rest, refund_share, 5 * rest, 2 * rest))[0]
     kind = rng.choices(range(5), weights=(5, 50, 3, 40, 2))[0]
     parts = [0, 0, 0, 0, 0]
     parts[kind] = total
@@ -205,7 +251,22 @@ def _sort_value(row: dict[str, Any], key: str) -> Any:
     }[key]
 
 
-def aggregate(receipts: list[Receipt], q: Query) -> dict[str, Any]:
+def _with_quirks(row: dict[str, Any], quirks: frozenset[str]) -> dict[str, Any]:
+    if "missing_elements" in quirks:
+        for key in ("outcome", "outcome_return", "income_avg", "date_from", "date_to"):
+            row.pop(key, None)
+        for key in ("income", "income_return"):
+            row[key] = {k: v for k, v in row[key].items() if v or k == "total"}
+        if not row["income_return"]["total"]:
+            row.pop("income_return")
+    if "extra_fields" in quirks:
+        row.update({"kkt_count": 2, "service": {"shard": "a1", "cached": True}})
+    return row
+
+
+def aggregate(
+    receipts: list[Receipt], q: Query, book: QuirkBook | None = None, header: str | None = None
+) -> dict[str, Any]:
     try:
         start, end = _parse_bound(q.date_from, end=False), _parse_bound(q.date_to, end=True)
     except ValueError as exc:
@@ -241,6 +302,8 @@ def aggregate(receipts: list[Receipt], q: Query) -> dict[str, Any]:
         full.add(r)
     rows = [{**totals.json(), "start": lo.isoformat(), "end": hi.isoformat()} for (lo, hi), totals in groups.items()]
     rows.sort(key=lambda row: row["start"])
+    if book is not None and q.interval == "day":
+        rows = [_with_quirks(row, book.of(row["start"], header)) for row in rows]
     # Stable sorts applied from the last order to the first give the documented precedence.
     for order in reversed(q.orders or []):
         key = order.lstrip("-")
@@ -272,6 +335,7 @@ def create_app(size: int | None = None, seed: int | None = None) -> FastAPI:
 
     @app.post("/v1/docs/aggregations/sales")
     async def sales(
+        request: Request,
         query: Query,
         x_yandex_key: Annotated[str | None, Header()] = None,
         x_ofd_key: Annotated[str | None, Header()] = None,
@@ -280,10 +344,14 @@ def create_app(size: int | None = None, seed: int | None = None) -> FastAPI:
             raise HTTPException(401, "invalid X-Yandex-Key / X-OFD-Key")
         if not store.keys_valid:
             raise HTTPException(401, "key expired")
-        return aggregate(store.receipts, query)
+        return aggregate(store.receipts, query, store.quirks, request.headers.get("x-sandbox-quirks"))
+
+    @app.post("/_sandbox/receipts")
+    async def add_receipts(request: ReceiptsRequest) -> dict[str, int]:
+        return {"size": store.add(request)}
 
     def reset(request: ResetRequest) -> None:
-        store.reset(request.size, request.seed, request.span_days)
+        store.reset(request.size, request.seed, request.span_days, request.refund_share)
 
     def truth() -> dict[str, Any]:
         days: dict[str, dict[str, int]] = defaultdict(lambda: {"revenue": 0, "checks_income": 0})
@@ -303,5 +371,6 @@ def create_app(size: int | None = None, seed: int | None = None) -> FastAPI:
             }
         }
 
-    app.include_router(control_router(faults, reset=reset, grow=store.grow, truth=truth))
+    app.include_router(control_router(faults, reset=reset, grow=store.grow, truth=truth, change=store.change))
+    app.include_router(quirk_router(store.quirks, store.days))
     return app

@@ -11,6 +11,11 @@
   `GET /api/refund/reasons`, `POST /api/refund/add` (form).
 
 Data: `size` deterministic sales from `seed`, dated through 2024, ids sequential from 40001.
+`sale/add` keeps its `internal_order` (shown by `sale/info`; nothing dedupes by it, as on the real
+platform, whose refund reasons include "Провел продажу два и более раз"); `not_production_date`
+gives the zero date `0000-00-00 00:00:00`.
+
+Odd payloads the document allows (`deploy.sandbox.quirks`, per sale or for all): see QUIRKS.
 """
 
 from __future__ import annotations
@@ -28,7 +33,16 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-from deploy.sandbox.faults import FaultMiddleware, FaultState, ResetRequest, StatusRequest, control_router, money_json
+from deploy.sandbox.faults import (
+    ChangeRequest,
+    FaultMiddleware,
+    FaultState,
+    ResetRequest,
+    StatusRequest,
+    control_router,
+    money_json,
+)
+from deploy.sandbox.quirks import QuirkBook, quirk_router
 
 USERS = {"testapi@testapi.com": "testapi@testapi.com"}
 FIRST_ID = 40001
@@ -68,6 +82,26 @@ SORTS = {
     "s.date_added": "date_added",
 }
 FMT = "%Y-%m-%d %H:%M:%S"
+ZERO_DATE = "0000-00-00 00:00:00"
+QUIRKS = {
+    "delivery_empty_array": "sale/info: `delivery: []` (PHP's empty array) where an object is documented",
+    "zero_dates": "sale/info: production, delivery and modification dates are `0000-00-00 00:00:00`",
+    "extra_fields": "sale/list and sale/info: fields the document does not name",
+    "amounts_as_strings": 'sale/info: total, commission, price as strings ("500.00")',
+    "listing_amounts_as_strings": 'sale/list: total and commission as strings ("99.00")',
+    "ids_as_numbers": "sale/list and sale/info: ids and status as JSON numbers (the table types status [1, 0])",
+    "nulls": "sale/info: comment, internal_order, sale_channel and production_date are null",
+    "missing_detail": "sale/info answers 404 for the sale, which sale/list still shows",
+}
+EXTRA = {"region_id": "77", "is_test": False, "meta": {"source": "api", "version": 3}}
+
+
+def _amount(value: Decimal, as_string: bool) -> str | int | float:
+    return f"{value:.2f}" if as_string else money_json(value)
+
+
+def _id(value: str | int, as_number: bool) -> str | int:
+    return int(value) if as_number else str(value)
 
 
 @dataclass
@@ -92,70 +126,80 @@ class Sale:
     delivery: dict[str, Any] | None = None
     date_modified: datetime | None = None
 
-    def short(self) -> dict[str, Any]:
-        return {
-            "sale_id": str(self.id),
+    def short(self, quirks: frozenset[str] = frozenset()) -> dict[str, Any]:
+        strings, numbers = "listing_amounts_as_strings" in quirks, "ids_as_numbers" in quirks
+        row: dict[str, Any] = {
+            "sale_id": _id(self.id, numbers),
             "name": self.name,
-            "commission_percent": self.commission_percent,
-            "commission_total": money_json(self.commission_total),
-            "total": money_json(self.total),
+            "commission_percent": str(self.commission_percent) if strings else self.commission_percent,
+            "commission_total": _amount(self.commission_total, strings),
+            "total": _amount(self.total, strings),
             "currency_code": "RUB",
             "date_added": self.date_added.strftime(FMT),
-            "status": self.status,
+            "status": _id(self.status, numbers),
         }
+        if "extra_fields" in quirks:
+            row.update(EXTRA)
+        return row
 
-    def info(self) -> dict[str, Any]:
+    def info(self, quirks: frozenset[str] = frozenset()) -> dict[str, Any]:
         brand = next(b for b in BRANDS if b["brand_id"] == self.brand_id)
         ptype = next((p for p in PRODUCT_TYPES if p["value"] == self.type_id), PRODUCT_TYPES[0])
         channel = next((c for c in SALE_CHANNELS if c["sale_channel_id"] == self.sale_channel_id), SALE_CHANNELS[0])
-        modified = (self.date_modified or self.date_added).strftime(FMT)
-        delivery = None
-        if self.delivery is not None:
+        zero, strings, numbers = "zero_dates" in quirks, "amounts_as_strings" in quirks, "ids_as_numbers" in quirks
+        nulls, extra = "nulls" in quirks, "extra_fields" in quirks
+        modified = ZERO_DATE if zero else (self.date_modified or self.date_added).strftime(FMT)
+        production = ZERO_DATE if zero else self.production_date
+        delivery: dict[str, Any] | list[Any] | None = None
+        if "delivery_empty_array" in quirks:
+            delivery = []
+        elif self.delivery is not None:
             delivery = {
                 **self.delivery,
-                "sale_id": str(self.id),
+                "sale_id": _id(self.id, numbers),
                 "date_added": self.date_added.strftime(FMT),
                 "date_modified": modified,
+                **({"delivery_date": ZERO_DATE} if zero else {}),
+                **(EXTRA if extra else {}),
             }
-        return {
-            "delivery": delivery,
-            "sale_info": {
-                "id": str(self.id),
-                "internal_order": self.internal_order,
-                "client_id": self.client_id,
-                "delivery_id": None,
-                "comment": self.comment,
-                "commission_percent": self.commission_percent,
-                "commission_total": money_json(self.commission_total),
-                "currency_code": "RUB",
-                "name": self.name,
-                "total": money_json(self.total),
-                "status": self.status,
-                "sale_channel": channel["name"],
-                "sale_channel_id": channel["sale_channel_id"],
-                "production_date": self.production_date,
-                "date_added": self.date_added.strftime(FMT),
-                "date_modified": modified,
-                "products": [
-                    {
-                        "id": str(100000 + self.id),
-                        "name": brand["brand_name"],
-                        "licensor": brand["licensor_name"],
-                        "licensor_id": brand["licensor_id"],
-                        "brand": brand["brand_name"],
-                        "brand_id": self.brand_id,
-                        "unit": UNITS.get(self.unit_id, "шт"),
-                        "unit_id": self.unit_id,
-                        "type": ptype["title"],
-                        "type_id": self.type_id,
-                        "quantity": f"{self.quantity:.4f} {UNITS.get(self.unit_id, 'шт')}",
-                        "production_date": self.production_date,
-                        "price": money_json(self.price),
-                        "total": money_json(self.total),
-                    }
-                ],
-            },
+        product: dict[str, Any] = {
+            "id": _id(100000 + self.id, numbers),
+            "name": brand["brand_name"],
+            "licensor": brand["licensor_name"],
+            "licensor_id": _id(brand["licensor_id"], numbers),
+            "brand": brand["brand_name"],
+            "brand_id": _id(self.brand_id, numbers),
+            "unit": UNITS.get(self.unit_id, "шт"),
+            "unit_id": _id(self.unit_id, numbers),
+            "type": ptype["title"],
+            "type_id": _id(self.type_id, numbers),
+            "quantity": f"{self.quantity:.4f} {UNITS.get(self.unit_id, 'шт')}",
+            "production_date": None if nulls else production,
+            "price": _amount(self.price, strings),
+            "total": _amount(self.total, strings),
+            **(EXTRA if extra else {}),
         }
+        sale_info: dict[str, Any] = {
+            "id": _id(self.id, numbers),
+            "internal_order": None if nulls else self.internal_order,
+            "client_id": _id(self.client_id, numbers),
+            "delivery_id": None,
+            "comment": None if nulls else self.comment,
+            "commission_percent": str(self.commission_percent) if strings else self.commission_percent,
+            "commission_total": _amount(self.commission_total, strings),
+            "currency_code": "RUB",
+            "name": self.name,
+            "total": _amount(self.total, strings),
+            "status": _id(self.status, numbers),
+            "sale_channel": None if nulls else channel["name"],
+            "sale_channel_id": _id(channel["sale_channel_id"], numbers),
+            "production_date": None if nulls else production,
+            "date_added": self.date_added.strftime(FMT),
+            "date_modified": modified,
+            "products": [product],
+            **(EXTRA if extra else {}),
+        }
+        return {"delivery": delivery, "sale_info": sale_info, **({"warnings": []} if extra else {})}
 
 
 @dataclass
@@ -163,12 +207,38 @@ class Store:
     session_ttl: float = 24 * 3600
     sales: list[Sale] = field(default_factory=list)  # ordered by id and by date_added
     sessions: dict[str, float] = field(default_factory=dict)  # token → expires at (monotonic)
+    quirks: QuirkBook = field(default_factory=lambda: QuirkBook(QUIRKS))
 
-    def reset(self, size: int, seed: int, span_days: int = SPAN_DAYS) -> None:
+    def reset(self, size: int, seed: int, span_days: int = SPAN_DAYS, refund_share: float | None = None) -> None:
         rng = random.Random(seed)
         step = timedelta(days=span_days) / max(size, 1)
-        self.sales = [_random_sale(rng, FIRST_ID + i, EPOCH + step * i) for i in range(size)]
+        share = 0.1 if refund_share is None else refund_share
+        self.sales = [_random_sale(rng, FIRST_ID + i, EPOCH + step * i, share) for i in range(size)]
         self.sessions.clear()
+        self.quirks.clear()
+
+    def change(self, request: ChangeRequest) -> list[str]:
+        """Refund or re-price `count` sales, as a seller's later edits on the platform do."""
+        if request.ids is not None:
+            chosen = [s for s in (self.find(i) for i in request.ids) if s is not None]
+        else:
+            since = datetime.fromisoformat(request.since) if request.since else None
+            eligible = [
+                s
+                for s in self.sales
+                if (since is None or s.date_added >= since) and (request.field == "total" or s.status == "1")
+            ]
+            count = min(request.count, len(eligible))
+            chosen = sorted(random.Random(request.seed).sample(eligible, count), key=lambda s: s.id)
+        now = datetime.now().replace(microsecond=0)
+        for sale in chosen:
+            if request.field == "status":
+                sale.status = "0"
+            else:
+                sale.total += 1
+                sale.commission_total = (sale.total * sale.commission_percent / 100).quantize(Decimal("0.01"))
+            sale.date_modified = now
+        return [str(s.id) for s in chosen]
 
     def grow(self, count: int) -> int:
         last = self.sales[-1].date_added if self.sales else EPOCH
@@ -189,7 +259,7 @@ class Store:
         return None
 
 
-def _random_sale(rng: random.Random, sale_id: int, when: datetime) -> Sale:
+def _random_sale(rng: random.Random, sale_id: int, when: datetime, refund_share: float = 0.1) -> Sale:
     brand = rng.choice(BRANDS)
     ptype = rng.choice(PRODUCT_TYPES)
     quantity = Decimal(rng.randint(1, 4))
@@ -203,7 +273,7 @@ def _random_sale(rng: random.Random, sale_id: int, when: datetime) -> Sale:
         commission_percent=percent,
         commission_total=(total * percent / 100).quantize(Decimal("0.01")),
         date_added=when.replace(microsecond=0),
-        status="0" if rng.random() < 0.1 else "1",
+        status="0" if rng.random() < refund_share else "1",
         brand_id=brand["brand_id"],
         type_id=str(ptype["value"]),
         unit_id="1",
@@ -259,6 +329,7 @@ def create_app(size: int | None = None, seed: int | None = None, session_ttl: fl
 
     @app.get("/api/sale/list", dependencies=auth)
     async def sale_list(
+        request: Request,
         sale_status: str = "all",
         sort: str = "s.id",
         order: str = "DESC",
@@ -289,14 +360,16 @@ def create_app(size: int | None = None, seed: int | None = None, session_ttl: fl
                 selected.reverse()
         else:
             selected.sort(key=lambda s: (getattr(s, attr), s.id), reverse=reverse)
-        return [s.short() for s in selected[(page - 1) * limit : page * limit]]
+        header = request.headers.get("x-sandbox-quirks")
+        return [s.short(store.quirks.of(str(s.id), header)) for s in selected[(page - 1) * limit : page * limit]]
 
     @app.get("/api/sale/info", dependencies=auth)
-    async def sale_info(sale_id: str = "") -> dict[str, Any]:
+    async def sale_info(request: Request, sale_id: str = "") -> dict[str, Any]:
         sale = store.find(sale_id)
-        if sale is None:
+        quirks = store.quirks.of(sale_id, request.headers.get("x-sandbox-quirks"))
+        if sale is None or "missing_detail" in quirks:
             raise HTTPException(404, "Продажа не найдена")
-        return sale.info()
+        return sale.info(quirks)
 
     @app.post("/api/sale/add", dependencies=auth)
     async def sale_add(request: Request) -> dict[str, Any]:
@@ -352,7 +425,7 @@ def create_app(size: int | None = None, seed: int | None = None, session_ttl: fl
             comment=form.get("comment", ""),
             internal_order=form.get("internal_order", ""),
             sale_channel_id=form["sale_channel_id"],
-            production_date="0" if form.get("not_production_date") else f"{form.get('production_date')} 00:00:00",
+            production_date=ZERO_DATE if form.get("not_production_date") else f"{form.get('production_date')} 00:00:00",
             delivery=delivery,
         )
         store.sales.append(sale)
@@ -394,12 +467,18 @@ def create_app(size: int | None = None, seed: int | None = None, session_ttl: fl
         return {"success": "Возврат произведен."}
 
     def reset(request: ResetRequest) -> None:
-        store.reset(request.size, request.seed, request.span_days)
+        store.reset(request.size, request.seed, request.span_days, request.refund_share)
 
     def truth() -> dict[str, Any]:
         return {
             "sales": [
-                {"id": str(s.id), "status": s.status, "total": str(s.total), "date_added": s.date_added.strftime(FMT)}
+                {
+                    "id": str(s.id),
+                    "status": s.status,
+                    "total": str(s.total),
+                    "date_added": s.date_added.strftime(FMT),
+                    "internal_order": s.internal_order,
+                }
                 for s in store.sales
             ]
         }
@@ -411,5 +490,8 @@ def create_app(size: int | None = None, seed: int | None = None, session_ttl: fl
         sale.status = request.status
         sale.date_modified = datetime.now().replace(microsecond=0)
 
-    app.include_router(control_router(faults, reset=reset, grow=store.grow, truth=truth, set_status=set_status))
+    app.include_router(
+        control_router(faults, reset=reset, grow=store.grow, truth=truth, set_status=set_status, change=store.change)
+    )
+    app.include_router(quirk_router(store.quirks, lambda: [str(s.id) for s in store.sales]))
     return app

@@ -3,11 +3,13 @@
 Results of request/response commands (check, SweetClub sale/refund add) go to the
 `connector_commands` collection under the request id; the gateway created that document
 ("queued") and waits on it. States: queued → running → done | rejected (the API said no, its
-error kept) | failed (could not get an answer).
+error kept) | failed (could not get an answer). A SweetClub write's `result.outcome` says what
+happened: "created", "already created", "refunded", "already refunded" (`writes.py`).
 
-SweetClub's sale/add is not idempotent on their side. A command redelivered after a crash *during*
-the call is therefore not sent again: it is marked failed with "outcome unknown" so that a human
-checks SweetClub rather than us creating the sale twice.
+A write is never sent blind, not even by a redelivered command: a sale/add stores its
+idempotency key (`internal_order`) and the platform's highest sale id on the command document
+before it is sent, so a delivery after a crash during the call looks the sale up first. A
+refund is safe to deliver again: a refused refund of a refunded sale is "already refunded".
 """
 
 from __future__ import annotations
@@ -19,15 +21,17 @@ from typing import Any, cast
 from pydantic import ValidationError
 from pymongo.errors import DuplicateKeyError
 
-from services.connectors import sweetclub
-from services.connectors.http import ConnectorError
-from services.connectors.normalise import row_id
-from services.connectors.pullers import CredentialsError, http_config
-from services.connectors.store import now
-from services.connectors.sync import Services, build_puller
+from services.connectors.platforms.base.http import ConnectorError
+from services.connectors.platforms.base.registry import CredentialsError
+from services.connectors.platforms.base.rows import row_id
+from services.connectors.platforms.sweetclub.client import SweetClubClient
+from services.connectors.platforms.sweetclub.models import SaleAddForm
+from services.connectors.platforms.sweetclub.puller import make_client
+from services.connectors.platforms.sweetclub.writes import WriteOutcome, create_sale, refund_sale
+from services.connectors.sync.leases import now
+from services.connectors.sync.services import Services, build_puller, puller_args
 from shared import contracts
 from shared.broker import PermanentError
-from shared.credentials import CredentialsBox
 from shared.mongo import COLLECTIONS, Document
 
 log = logging.getLogger(__name__)
@@ -57,43 +61,31 @@ async def request_sync(svc: Services, msg: contracts.SyncConnection) -> int:
     return result.matched_count
 
 
-async def _claim(svc: Services, request_id: str, kind: str, connection_id: str, *, repeatable: bool) -> bool:
-    """True when this delivery should execute the command."""
+async def _claim(svc: Services, request_id: str, kind: str, connection_id: str) -> Document | None:
+    """The command document when this delivery should execute the command (a redelivery of a
+    command left `running` gets it too, with what the first delivery noted), else None."""
     coll = svc.db[COLLECTIONS.connector_commands]
     claimed = await coll.find_one_and_update(
         {"_id": request_id, "state": "queued"}, {"$set": {"state": "running", "started_at": now()}}
     )
     if claimed is not None:
-        return True
+        return claimed
     existing = await coll.find_one({"_id": request_id})
     if existing is None:  # published by someone who does not wait on a result document
+        doc = {
+            "_id": request_id,
+            "kind": kind,
+            "connection_id": connection_id,
+            "state": "running",
+            "created_at": now(),
+            "started_at": now(),
+        }
         try:
-            await coll.insert_one(
-                {
-                    "_id": request_id,
-                    "kind": kind,
-                    "connection_id": connection_id,
-                    "state": "running",
-                    "created_at": now(),
-                    "started_at": now(),
-                }
-            )
+            await coll.insert_one(doc)
         except DuplicateKeyError:
-            return False
-        return True
-    if existing.get("state") == "running":
-        if repeatable:
-            return True
-        await _finish(
-            svc,
-            request_id,
-            (
-                "failed",
-                None,
-                "outcome unknown: the connector stopped during the call; check SweetClub before sending it again",
-            ),
-        )
-    return False
+            return None
+        return doc
+    return existing if existing.get("state") == "running" else None
 
 
 async def _finish(svc: Services, request_id: str, outcome: Outcome) -> None:
@@ -111,7 +103,7 @@ async def _connection(svc: Services, connection_id: str, kind: str | None = None
 
 
 async def check(svc: Services, msg: contracts.CheckConnection) -> None:
-    if not await _claim(svc, msg.request_id, "check", msg.connection_id, repeatable=True):
+    if await _claim(svc, msg.request_id, "check", msg.connection_id) is None:
         return
     conn = await _connection(svc, msg.connection_id)
     if conn is None:
@@ -130,28 +122,18 @@ async def check(svc: Services, msg: contracts.CheckConnection) -> None:
     finally:
         await puller.aclose()
     await _finish(svc, msg.request_id, outcome)
-    await svc.db[COLLECTIONS.connections].update_one(
-        {"_id": msg.connection_id},
-        {
-            "$set": {
-                "last_check": {
-                    "ok": outcome[0] == "done",
-                    "message": outcome[2] or (outcome[1] or {}).get("detail"),
-                    "at": now(),
-                }
-            }
-        },
-    )
+    last_check = {"ok": outcome[0] == "done", "message": outcome[2] or (outcome[1] or {}).get("detail"), "at": now()}
+    await svc.db[COLLECTIONS.connections].update_one({"_id": msg.connection_id}, {"$set": {"last_check": last_check}})
 
 
-def _sweetclub_client(svc: Services, conn: Document) -> sweetclub.SweetClubClient:
-    credentials = CredentialsBox(svc.settings).open(str(conn["credentials"]))
-    options = cast(dict[str, Any], conn.get("options") or {})
-    if not credentials.get("username") or not credentials.get("password"):
-        raise CredentialsError("credentials lack username, password")
-    return sweetclub.SweetClubClient(
-        str(conn["base_url"]), credentials["username"], credentials["password"], http_config(svc.cfg, options)
-    )
+def _outcome(write: WriteOutcome) -> Outcome:
+    result: dict[str, Any] = {"result": write.result, "sale_id": write.sale_id, **write.detail}
+    if write.message:
+        result["success" if write.ok else "message"] = write.message
+    if write.platform_error is not None:
+        result["error"] = write.platform_error
+    result["attempts"], result["lookups"] = write.attempts, write.lookups
+    return ("done", result, None) if write.ok else ("rejected", result, write.message or "refused")
 
 
 async def _sweetclub_call(
@@ -159,58 +141,80 @@ async def _sweetclub_call(
     request_id: str,
     connection_id: str,
     kind: str,
-    call: Callable[[sweetclub.SweetClubClient], Awaitable[Outcome]],
-) -> None:
-    if not await _claim(svc, request_id, kind, connection_id, repeatable=False):
-        return
+    call: Callable[[SweetClubClient, Document], Awaitable[Outcome]],
+) -> Outcome | None:
+    command = await _claim(svc, request_id, kind, connection_id)
+    if command is None:
+        return None
     conn = await _connection(svc, connection_id, "sweetclub")
     if conn is None:
-        await _finish(svc, request_id, ("failed", None, "unknown SweetClub connection"))
-        return
-    try:
-        client = _sweetclub_client(svc, conn)
-    except (CredentialsError, ValueError) as exc:
-        await _finish(svc, request_id, ("failed", None, str(exc)))
-        return
-    try:
-        outcome = await call(client)
-    except ValidationError as exc:
-        outcome = ("rejected", None, f"invalid payload: {exc.error_count()} errors, first: {exc.errors()[0]['loc']}")
-    except ConnectorError as exc:
-        outcome = ("failed", None, str(exc))
-    finally:
-        await client.aclose()
+        outcome: Outcome = ("failed", None, "unknown SweetClub connection")
+    else:
+        try:
+            client = make_client(puller_args(svc, conn))
+        except (CredentialsError, ValueError) as exc:
+            outcome = ("failed", None, str(exc))
+        else:
+            try:
+                outcome = await call(client, command)
+            except ValidationError as exc:
+                outcome = (
+                    "rejected",
+                    None,
+                    f"invalid payload: {exc.error_count()} errors, first: {exc.errors()[0]['loc']}",
+                )
+            except ConnectorError as exc:
+                outcome = ("failed", None, f"outcome unknown after checking: {exc}")
+            finally:
+                await client.aclose()
     await _finish(svc, request_id, outcome)
+    return outcome
 
 
 async def sweetclub_command(svc: Services, body: dict[str, Any]) -> None:
     """Dispatch by `kind`; an unknown or invalid message raises ValidationError (dead-lettered)."""
     if body.get("kind") == "sweetclub_refund_add":
         refund = contracts.SweetClubRefundAdd.model_validate(body)
-
-        async def do_refund(client: sweetclub.SweetClubClient) -> Outcome:
-            payload = refund.payload
-            if not payload.get("sale_id") or not payload.get("return_reason_id"):
-                return "rejected", None, "sale_id and return_reason_id are required"
-            answer = await client.refund_add(payload["sale_id"], payload["return_reason_id"], payload.get("comment"))
-            if answer.success and not answer.error:
-                return "done", {"success": answer.success}, None
-            return "rejected", {"error": answer.error}, sweetclub._error_text(answer.error)
-
-        await _sweetclub_call(svc, refund.request_id, refund.connection_id, "sweetclub_refund_add", do_refund)
-        result = await svc.db[COLLECTIONS.connector_commands].find_one({"_id": refund.request_id})
-        if result is not None and result.get("state") == "done":
+        outcome = await _sweetclub_call(
+            svc, refund.request_id, refund.connection_id, "sweetclub_refund_add", _refund_call(refund)
+        )
+        if outcome is not None and outcome[0] == "done":
             await apply_refund(svc, refund)
         return
     add = contracts.SweetClubSaleAdd.model_validate(body)
+    await _sweetclub_call(svc, add.request_id, add.connection_id, "sweetclub_sale_add", _add_call(svc, add))
 
-    async def do_add(client: sweetclub.SweetClubClient) -> Outcome:
-        answer = await client.sale_add(sweetclub.SaleAddForm.model_validate(add.payload))
-        if answer.sales_id and not sweetclub._has_error(answer.error):
-            return "done", {"sales_id": [str(s) for s in answer.sales_id], "success": answer.success}, None
-        return "rejected", {"error": answer.error}, sweetclub._error_text(answer.error) or "sale refused"
 
-    await _sweetclub_call(svc, add.request_id, add.connection_id, "sweetclub_sale_add", do_add)
+def _refund_call(refund: contracts.SweetClubRefundAdd) -> Callable[[SweetClubClient, Document], Awaitable[Outcome]]:
+    async def do_refund(client: SweetClubClient, _: Document) -> Outcome:
+        payload = refund.payload
+        if not payload.get("sale_id") or not payload.get("return_reason_id"):
+            return "rejected", None, "sale_id and return_reason_id are required"
+        return _outcome(
+            await refund_sale(client, str(payload["sale_id"]), str(payload["return_reason_id"]), payload.get("comment"))
+        )
+
+    return do_refund
+
+
+def _add_call(
+    svc: Services, add: contracts.SweetClubSaleAdd
+) -> Callable[[SweetClubClient, Document], Awaitable[Outcome]]:
+    async def do_add(client: SweetClubClient, command: Document) -> Outcome:
+        form = SaleAddForm.model_validate(add.payload)
+        noted = cast(dict[str, Any], command.get("write") or {})
+        if noted.get("internal_order"):  # an earlier delivery got this far: same key, look up first
+            form = form.model_copy(update={"internal_order": str(noted["internal_order"])})
+
+        async def note(key: str, mark: int) -> None:
+            await svc.db[COLLECTIONS.connector_commands].update_one(
+                {"_id": add.request_id}, {"$set": {"write": {"internal_order": key, "after_sale_id": mark}}}
+            )
+
+        mark = noted.get("after_sale_id")
+        return _outcome(await create_sale(client, form, mark=int(mark) if mark is not None else None, on_prepared=note))
+
+    return do_add
 
 
 async def apply_refund(svc: Services, refund: contracts.SweetClubRefundAdd) -> None:

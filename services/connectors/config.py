@@ -26,11 +26,12 @@ class ConnectorSettings(BaseSettings):
     retry_max_delay_seconds: float = 15.0
     rate_per_second: float = 10.0
     burst: int = 10
-    # Parallel detail calls (sale/info, sales/{id}) within one page.
+    # Parallel detail calls (sale/info, sales/{id}) while enriching (a connection's `detail_concurrency`
+    # option overrides); they share the connection's rate budget with the listing.
     detail_concurrency: int = 4
     # SalesIngested is published after a page at most this often, and always at the end of a run.
     publish_every_seconds: float = 5.0
-    # Incremental runs re-read from the last seen day; every Nth run re-reads the whole period so
-    # that late status changes of older sales (refunds) are picked up too.
-    full_every_runs: int = 24
+    # Incremental runs re-read from the last seen day less the connection's `lookback_days` (default
+    # 7); a platform whose late changes nothing else can find re-reads its period every
+    # `full_every_runs` runs (`platforms/<name>/puller.py` PLATFORM, option `full_every_runs`).
     reference_ttl_seconds: float = 24 * 3600

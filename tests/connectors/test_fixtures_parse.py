@@ -6,8 +6,15 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-from services.connectors import eduzz, ofd, sweetclub
-from services.connectors.normalise import RowContext, eduzz_row, ofd_revenue, ofd_row, sweetclub_row
+from services.connectors.platforms.base.rows import RowContext
+from services.connectors.platforms.eduzz import models as eduzz
+from services.connectors.platforms.eduzz.rows import detail_fields as eduzz_detail
+from services.connectors.platforms.eduzz.rows import listing_row as eduzz_row
+from services.connectors.platforms.ofd import models as ofd
+from services.connectors.platforms.ofd.rows import day_row as ofd_row
+from services.connectors.platforms.ofd.rows import revenue_of as ofd_revenue
+from services.connectors.platforms.sweetclub import models as sweetclub
+from services.connectors.platforms.sweetclub.rows import listing_row as sweetclub_row
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CTX = RowContext("r1", "s1", -1001234567890, 7, "c1", "Europe/Moscow")
@@ -29,7 +36,7 @@ def test_sweetclub_examples_parse() -> None:
     ]
     info = sweetclub.SaleInfo.model_validate(load("sweetclub_sale_info.json"))
     assert info.sale_info.delivery_id is None
-    assert info.sale_info.products[0].quantity == "1.0000 шт"
+    assert info.sale_info.products is not None and info.sale_info.products[0].quantity == "1.0000 шт"
     assert info.delivery is not None and info.delivery.type_id == "2"
     added = sweetclub.SaleAddAnswer.model_validate(load("sweetclub_sale_add.json"))
     assert added.sales_id == [47744] and added.error == []
@@ -61,15 +68,17 @@ def test_sweetclub_rows_keep_refunds_as_refunded() -> None:
 def test_eduzz_examples_parse_and_map() -> None:
     page = eduzz.SalesPage.model_validate(load("eduzz_sales_list.json"))
     assert (page.pages, page.page, page.total_items) == (57, 1, 1402)
-    sale = page.items[0]
+    sale = eduzz.Sale.model_validate(page.items[0])
     assert sale.total_value == Decimal(499) and sale.fee_value == Decimal("-18.91")
     assert sale.contract is not None and sale.contract.total_value == Decimal("5988.0")
     detail = eduzz.SaleWithItems.model_validate(load("eduzz_sale.json"))
+    assert detail.items is not None
     assert detail.items[0].value == Decimal("79.2") and detail.items[0].coupon_key is None
-    row = eduzz_row(CTX, sale, detail)
+    row = eduzz_row(CTX, sale)
     assert row["status"] == "sale" and str(row["purchase_amount"]) == "499"
     assert row["customer_key"] == "eduzz:client:123321"
-    assert row["extra"]["net_gain"] == "480.09" and row["extra"]["items"][0]["sku"] == "SKU_Item"
+    assert row["extra"]["net_gain"] == "480.09"
+    assert eduzz_detail(detail)["extra.items"][0]["sku"] == "SKU_Item"
 
 
 def test_ofd_examples_parse_and_total_is_authoritative() -> None:
@@ -77,7 +86,7 @@ def test_ofd_examples_parse_and_total_is_authoritative() -> None:
     assert query.interval == "month" and query.orders == ["-date"]
     report = ofd.SalesReport.model_validate(load("ofd_response.json"))
     assert report.total == 2 and len(report.data) == 2
-    june = report.data[1]
+    june = ofd.IntervalRow.model_validate(report.data[1])
     assert june.income is not None and june.income.cashTotal == Decimal("630.0")
     assert ofd_revenue(june) == Decimal("631.0")  # total, not the sum of the parts
     row = ofd_row(CTX, june)

@@ -7,7 +7,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.connectors.commands import apply_refund
 from services.connectors.config import ConnectorSettings
-from services.connectors.normalise import row_id
+from services.connectors.platforms.base.rows import row_id
 from services.connectors.sync import Services
 from shared import contracts
 from shared.broker import Bus

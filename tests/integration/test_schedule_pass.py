@@ -10,8 +10,8 @@ from prometheus_client import REGISTRY
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.connectors.config import ConnectorSettings
-from services.connectors.store import now
 from services.connectors.sync import Scheduler, Services
+from services.connectors.sync.leases import now
 from shared.broker import Bus
 from shared.mongo import COLLECTIONS, Document, ensure_indexes
 from shared.settings import Settings

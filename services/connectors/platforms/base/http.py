@@ -8,7 +8,13 @@
 - `CONNECTOR_CALLS{api,outcome}` and `CONNECTOR_CALL_SECONDS{api}` for every attempt;
 - generic pagination to the end.
 
-The clients (sweetclub.py, eduzz.py, ofd.py) only know their paths, auth and payload models.
+A write (`idempotent=False`) is sent once: a timeout, a dropped connection or a 5xx after the
+request left may mean it was committed, so it raises `AnswerLost` and the caller finds out what
+happened before deciding (SPEC §5). Only answers that prove the write was not processed are
+retried: a connection that never opened, and 429.
+
+The platform clients (`platforms/<name>/client.py`) only know their paths, auth and payload models;
+`platforms/base/client.py` holds what they share above this transport.
 """
 
 from __future__ import annotations
@@ -53,6 +59,11 @@ class AuthError(ApiError):
 
 class UnavailableError(ConnectorError):
     """Retries exhausted on network errors, 429 or 5xx: the API is (for now) unreachable."""
+
+
+class AnswerLost(UnavailableError):
+    """A write left, and its answer did not come back (timeout, dropped connection, 5xx): the
+    platform may or may not have done it. Never retried blind."""
 
 
 @dataclass(frozen=True)
@@ -180,11 +191,13 @@ class ApiTransport:
         files: Mapping[str, Any] | None = None,
         json: Any = None,
         headers: Mapping[str, str] | None = None,
+        idempotent: bool = True,
     ) -> httpx.Response:
         """Send one logical call; returns the first answer that is not worth retrying.
 
-        Raises UnavailableError when the retries are spent. Paths are relative to the base URL
-        (a leading slash is ignored), so a base URL with a prefix such as `/sandbox` works.
+        Raises UnavailableError when the retries are spent; for a write (`idempotent=False`),
+        AnswerLost as soon as an answer is lost after the request may have been processed. Paths
+        are relative to the base URL (a leading slash is ignored), so a base URL with a prefix such as `/sandbox` works.
         """
         retry = self.config.retry
         last_problem = ""
@@ -197,12 +210,20 @@ class ApiTransport:
                 response = await self._client.request(
                     method, url, params=params, data=data, files=files, json=json, headers=headers
                 )
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                # The connection never opened: nothing was sent, a retry is safe even for a write.
+                self._count("network_error", started)
+                last_problem = f"could not connect ({type(exc).__name__})"
             except httpx.TimeoutException as exc:
                 self._count("timeout", started)
                 last_problem = f"timeout ({type(exc).__name__})"
+                if not idempotent:
+                    raise AnswerLost(f"{self.api}: {url}: answer lost: {last_problem}") from exc
             except httpx.TransportError as exc:
                 self._count("network_error", started)
                 last_problem = f"network error ({type(exc).__name__})"
+                if not idempotent:
+                    raise AnswerLost(f"{self.api}: {url}: answer lost: {last_problem}") from exc
             else:
                 status = response.status_code
                 if status == 429:
@@ -216,6 +237,8 @@ class ApiTransport:
                 elif status >= 500:
                     self._count("server_error", started)
                     last_problem = f"server error (HTTP {status})"
+                    if not idempotent:
+                        raise AnswerLost(f"{self.api}: {url}: answer lost: {last_problem}")
                 else:
                     self._count("ok" if status < 400 else "client_error", started)
                     return response

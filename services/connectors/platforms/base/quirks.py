@@ -9,6 +9,7 @@ while the values we compute with (money, ids, statuses) end up in one canonical 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, TypeVar
 
@@ -45,7 +46,28 @@ def _to_int(value: Any) -> Any:
     return value
 
 
+# PHP-style APIs print "no date" as zeros: not a date we can store, and no reason to reject the item.
+_ZERO_DATES = frozenset({"0000-00-00 00:00:00", "0000-00-00", "0000-00-00T00:00:00", "0000-00-00T00:00:00Z"})
+
+
+def _to_datetime(value: Any) -> Any:
+    if isinstance(value, str) and (value.strip() in _ZERO_DATES or value.strip() == ""):
+        return None
+    return value
+
+
+def _to_object(value: Any) -> Any:
+    # PHP's json_encode prints an empty associative array as `[]` (the SweetClub document shows
+    # `"error": []`): where an object is documented, an empty list or an empty text is "no object".
+    if value == [] or value == "":
+        return None
+    return value
+
+
 Text = Annotated[str, BeforeValidator(_to_text)]
+LooseDatetime = Annotated[datetime | None, BeforeValidator(_to_datetime)]
+# On an optional documented object: `delivery: Annotated[Delivery | None, EMPTY_IS_NONE] = None`.
+EMPTY_IS_NONE = BeforeValidator(_to_object)
 Money = Annotated[Decimal, BeforeValidator(_to_decimal)]
 LooseInt = Annotated[int, BeforeValidator(_to_int)]
 
@@ -59,7 +81,7 @@ class ApiModel(BaseModel):
 
 def parse(api: str, what: str, validator: Callable[[Any], R], body: Any) -> R:
     """Validate a payload; a payload we cannot read is the API's fault, reported as ApiError."""
-    from services.connectors.http import ApiError  # local: http.py is the lower layer
+    from services.connectors.platforms.base.http import ApiError  # local: http.py is the lower layer
 
     try:
         return validator(body)

@@ -1,16 +1,13 @@
-"""MongoDB side of the connectors: leases, sync state, rows. (Credentials: `shared.credentials`.)"""
+"""Leases: at most one replica works on a connection at a time."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from pymongo import ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from shared.mongo import COLLECTIONS, Document
-from shared.sale_chunks import single
 
 
 def now() -> datetime:
@@ -48,16 +45,3 @@ class Leases:
 
     async def release(self, key: str, owner: str) -> None:
         await self.coll.delete_one({"_id": key, "owner": owner})
-
-
-async def upsert_rows(db: AsyncDatabase[Document], rows: list[dict[str, Any]]) -> int:
-    """Replace-or-insert by `_id` (source report + external id): a re-read page changes the
-    stored rows to their newest state and never adds a second copy."""
-    if not rows:
-        return 0
-    # Each synced sale is stored on its own (`shared.sale_chunks.single`): a re-read or a refund
-    # replaces or updates it by `_id`.
-    await db[COLLECTIONS.sales].bulk_write(
-        [ReplaceOne({"_id": r["_id"]}, single(r), upsert=True) for r in rows], ordered=False
-    )
-    return len(rows)

@@ -1,0 +1,111 @@
+"""The one interface between the sync engine and a platform: read a listing page at a cursor,
+enrich one sale, list late changes, prove the credentials, read reference data.
+
+A listing page gives rows that are complete for counting (status, amount, date, currency), stored
+at once; `enrich` adds what only a detail call knows and is asked only for new or changed sales.
+Items a model cannot read are returned as `Quarantined`, never raised: one odd sale never stalls
+a sync (SPEC §5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Literal, Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from services.connectors.platforms.base.rows import Row, RowContext
+
+M = TypeVar("M", bound=BaseModel)
+Cursor = dict[str, int]
+Stage = Literal["listing", "detail"]
+
+
+@dataclass(frozen=True)
+class Window:
+    start: date
+    end: date
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """An item we could not read: kept with its raw payload and why."""
+
+    external_id: str | None
+    stage: Stage
+    reason: str
+    raw: Any
+
+
+@dataclass(frozen=True)
+class PulledPage:
+    rows: list[Row]
+    next_cursor: Cursor | None
+    # The latest platform day seen on this page (incremental runs restart from it, less the lookback).
+    high_water: date | None
+    quarantined: list[Quarantined] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Enrichment:
+    """Row fields to set for one sale (`{"customer_key": ..., "extra.products": [...]}`), or why not."""
+
+    external_id: str
+    fields: dict[str, Any]
+    quarantined: Quarantined | None = None
+
+
+class Puller(Protocol):
+    api: str
+    first_cursor: Cursor
+    # Whether `enrich` adds anything (a platform without detail calls never has pending rows).
+    enriches: bool
+
+    async def fetch(self, window: Window, cursor: Cursor, ctx: RowContext) -> PulledPage: ...
+
+    async def late_changes(self, period: Window, since: date, ctx: RowContext) -> PulledPage:
+        """Rows of sales in `period` that may have changed after an earlier run read them and lie
+        outside the window an incremental run reads (refunds of old sales, late payments)."""
+        ...
+
+    async def enrich(self, external_id: str) -> Enrichment: ...
+
+    async def check(self) -> str: ...
+
+    async def reference(self) -> dict[str, Any] | None: ...
+
+    async def aclose(self) -> None: ...
+
+
+def reason_of(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(map(str, first["loc"]))
+        return f"unreadable: {exc.error_count()} errors, first at {where}: {first['msg']}"[:500]
+    return f"unreadable: {type(exc).__name__}: {exc}"[:500]
+
+
+def external_id_of(raw: Any, *keys: str) -> str | None:
+    if isinstance(raw, dict):
+        for key in keys:
+            if raw.get(key) not in (None, ""):
+                return str(raw[key])
+    return None
+
+
+def read_each(
+    raw_items: Iterable[Any],
+    to_row: Callable[[Any], Row],
+    id_keys: tuple[str, ...],
+) -> tuple[list[Row], list[Quarantined]]:
+    """Map every raw listing item to a row; an item that cannot be read or mapped is quarantined."""
+    rows: list[Row] = []
+    bad: list[Quarantined] = []
+    for raw in raw_items:
+        try:
+            rows.append(to_row(raw))
+        except (ValidationError, ValueError, TypeError, ArithmeticError) as exc:
+            bad.append(Quarantined(external_id_of(raw, *id_keys), "listing", reason_of(exc), raw))
+    return rows, bad
