@@ -241,6 +241,7 @@ def test_a_seller_uploads_reads_costs_connects_and_signs_out(browser: Browser, s
     expect(progress).to_have_attribute("data-state", "done", timeout=60_000)
     expect(card.get_by_test_id("sync-sources").locator("tbody .badge").first).to_have_text("ready")
     expect(progress).to_contain_text(f"sales: {len(truth)}")  # every sale read, paid or not
+    expect(card.locator("p.muted")).not_to_contain_text("last sync: —")  # the connection was read again
     browser.check(page, "07-connections")
     # the synced sales are in the report
     card.get_by_test_id("sync-sources").get_by_role("link", name="october").click()
