@@ -116,6 +116,7 @@ function Connection({ connection, reports, onDeleted }) {
   const [confirming, setConfirming] = useState(false);
   const [attach, setAttach] = useState({ report_id: "", period_start: "", period_end: "" });
   const sawRun = useRef(false);
+  const before = useRef(""); // the sources' progress when the sync was asked for
 
   const loadSources = async () => {
     const r = await api("GET", `/connections/${c.id}/sources`);
@@ -132,15 +133,20 @@ function Connection({ connection, reports, onDeleted }) {
     let stop = false;
     let timer = null;
     const poll = async () => {
-      const list = await loadSources();
+      const [list, fresh] = await Promise.all([loadSources(), api("GET", `/connections/${c.id}`)]);
       if (stop) return;
+      if (fresh.ok) setConnection(fresh.data); // its last_synced_at moves when a run ends
       const running = list.some((s) => RUNNING_STATES.has((s.progress || {}).state) || !isSettled(s.status));
-      if (running) sawRun.current = true;
+      // A fast sync may start and finish between two reads: a changed progress counts as seen too.
+      if (running || JSON.stringify(list.map((s) => s.progress)) !== before.current) sawRun.current = true;
       // Stop once a run was seen and none is left, or when a run never started within 20 s.
       if ((sawRun.current && !running) || (!sawRun.current && Date.now() - syncing > 20000)) {
-        setSyncing(0);
-        const fresh = await api("GET", `/connections/${c.id}`); // its last_synced_at moved
-        if (!stop && fresh.ok) setConnection(fresh.data);
+        // The connection's last_synced_at is written just after the source's status: read it once more.
+        timer = setTimeout(async () => {
+          const again = await api("GET", `/connections/${c.id}`);
+          if (!stop && again.ok) setConnection(again.data);
+          setSyncing(0);
+        }, 1000);
         return;
       }
       timer = setTimeout(poll, 1000);
@@ -167,6 +173,7 @@ function Connection({ connection, reports, onDeleted }) {
       return;
     }
     sawRun.current = false;
+    before.current = JSON.stringify(sources.map((s) => s.progress));
     setSyncing(Date.now());
   };
   const doAttach = async (e) => {
