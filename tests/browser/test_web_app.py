@@ -82,6 +82,20 @@ def record_progress(page: Page) -> None:
     )
 
 
+def record_badges(page: Page) -> None:
+    """Keeps every status the reports table's badges show, in order."""
+    page.evaluate(
+        """() => {
+            window.__badges = [];
+            new MutationObserver(() => {
+                const badge = document.querySelector("[data-testid=reports] tbody tr .badge");
+                const text = badge && badge.textContent;
+                if (text && window.__badges[window.__badges.length - 1] !== text) window.__badges.push(text);
+            }).observe(document.body, {subtree: true, childList: true, characterData: true});
+        }"""
+    )
+
+
 def metric(page: Page, name: str) -> str:
     return page.locator(f'li.metric[data-metric="{name}"] .metric-value').inner_text().replace("\u202f", " ")
 
@@ -117,6 +131,7 @@ def test_a_seller_uploads_reads_costs_connects_and_signs_out(browser: Browser, s
     assert page.get_by_label("Report name").input_value() == "october"
     page.get_by_label("Budget").fill("1000")
     record_progress(page)
+    record_badges(page)
     page.get_by_role("button", name="Upload", exact=True).click()
     expect(page.get_by_test_id("upload-ok")).to_be_visible(timeout=TIMEOUT)
     cdp.send(
@@ -132,6 +147,8 @@ def test_a_seller_uploads_reads_costs_connects_and_signs_out(browser: Browser, s
     expect(row).to_contain_text("october")
     expect(row.locator(".badge")).to_have_text("ready", timeout=TIMEOUT)
     expect(row.locator("td").nth(3)).to_have_text("2")
+    badges: list[str] = page.evaluate("window.__badges")
+    assert badges[-1] == "ready" and set(badges) <= {"pending", "processing", "ready"}, badges
     browser.check(page, "02-reports")
 
     # ---- a bad file: nothing created, its cells as a table
@@ -237,8 +254,23 @@ def test_a_seller_uploads_reads_costs_connects_and_signs_out(browser: Browser, s
     card.get_by_role("button", name="Attach to a report").click()
     progress = card.get_by_test_id("sync-progress")
     expect(progress).to_have_attribute("data-state", "idle")
+    # the platform's listing answers 3 s late, so the run is seen while it goes
+    control(sandbox.sweetclub, "faults", {"fault": "slow", "count": 1, "path": "/api/sale/list", "delay": 3})
+    page.evaluate(
+        """() => {
+            window.__sync = [];
+            new MutationObserver(() => {
+                const p = document.querySelector("[data-testid=sync-progress]");
+                const badge = document.querySelector("[data-testid=sync-sources] tbody .badge");
+                const seen = p && badge && `${badge.textContent}/${p.dataset.state}`;
+                if (seen && window.__sync[window.__sync.length - 1] !== seen) window.__sync.push(seen);
+            }).observe(document.body, {subtree: true, childList: true, characterData: true, attributes: true});
+        }"""
+    )
     card.get_by_role("button", name="Sync", exact=True).click()
     expect(progress).to_have_attribute("data-state", "done", timeout=60_000)
+    states: list[str] = page.evaluate("window.__sync")
+    assert "processing/running" in states and states[-1] == "ready/done", states
     expect(card.get_by_test_id("sync-sources").locator("tbody .badge").first).to_have_text("ready")
     expect(progress).to_contain_text(f"sales: {len(truth)}")  # every sale read, paid or not
     expect(card.locator("p.muted")).not_to_contain_text("last sync: —")  # the connection was read again
