@@ -1,10 +1,18 @@
 """Report recompute time (analytics' totals + the metric arithmetic) over N sale rows already in
-SecantusDB, median of --repeat runs, for both totals strategies ("aggregate": the two-stage
-`$group` in the database; "scan": a plain find of the chunks folded in the analytics process). The
-rows are stored as ingest stores them, packed into chunks (`shared.sale_chunks`). The baseline is a
-count of the same rows (the chunks unwound and counted in the database), measured in the same run.
+SecantusDB, median of --repeat runs. The rows are stored as ingest stores them, packed into chunks
+(`shared.sale_chunks`), and carry what issue 16 reads: currencies (RUB, BRL, USD), invite links
+(--links distinct ones), unsubscribes.
 
-    .venv/bin/python -m bench.recompute [--rows 100000] [--repeat 3]
+Timed in the same run, interleaved:
+- baseline: the recompute before issue 16 (`bench.seed_totals`: no currencies, first touches,
+  retention or links), scanning the same chunks;
+- with links: today's scan recompute (`AnalyticsRepository.totals` + `compute_metrics` with rates
+  and link costs: currencies, retention and the links table included);
+- a count of the same rows (the chunks unwound and counted by the server), as before;
+- with --aggregate, the `$group` strategy as well (slow on SecantusDB; the bench then asserts both
+  strategies give identical figures).
+
+    .venv/bin/python -m bench.recompute [--rows 100000] [--repeat 3] [--links 10000] [--aggregate]
 """
 
 from __future__ import annotations
@@ -14,70 +22,110 @@ import asyncio
 import random
 import statistics
 import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from bson import Decimal128, Int64
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
-from services.analytics.metrics import compute_metrics
-from services.analytics.repository import AnalyticsRepository
+from bench.seed_totals import TotalsFold as SeedFold
+from services.analytics.metrics import ReportFigures, compute_metrics
+from services.analytics.repository import SCAN_BATCH_CHUNKS, AnalyticsRepository, chunks_of
 from shared.mongo import ensure_indexes
 from shared.sale_chunks import ChunkPacker, count_pipeline
 from tests.reliability.harness import SecantusProcess
 
+RATES = {"BRL": Decimal("16.20"), "USD": Decimal("95")}
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
-def sale_docs(n: int, report_id: str) -> list[dict[str, object]]:
+
+def sale_docs(n: int, report_id: str, links: int) -> list[dict[str, object]]:
     rnd = random.Random(3)
+    names = [f"https://t.me/+link{i}" for i in range(links)]
     docs: list[dict[str, object]] = []
     for i in range(n):
         status = rnd.choice(["sale", "lead", "funnel", None])
+        sub = T0 + timedelta(minutes=rnd.randrange(90 * 24 * 60))
         docs.append({
             "_id": f"{report_id}:{i}", "report_id": report_id, "source_report_id": "s", "source": "excel",
             "row": i + 2, "user_id": Int64(rnd.randrange(n // 2 or 1)), "status": status,
             "purchase_amount": Decimal128(Decimal(rnd.randrange(100, 100_000)) / 100) if status == "sale" else None,
+            "currency": rnd.choice(["RUB", "RUB", "RUB", "BRL", "USD"]),
             "is_premium": rnd.random() < 0.3, "username": "u" if rnd.random() < 0.6 else "",
-            "action_period_ms": rnd.randrange(60_000, 10 * 86_400_000) if status else None,
+            "invite_link": rnd.choice(names) if rnd.random() < 0.9 else None,
+            "sub_date": sub, "unsub_date": sub + timedelta(days=rnd.randrange(60)) if rnd.random() < 0.3 else None,
+            "action_date": sub + timedelta(hours=5) if status else None,
+            "action_period_ms": 5 * 3_600_000 if status else None,
         })  # fmt: skip
     return docs
 
 
-async def run(rows: int, repeat: int) -> None:
+async def seed_recompute(db: AsyncDatabase[dict[str, Any]]) -> object:
+    """The recompute before issue 16: the same find of the chunks, folded by the seed's fold."""
+    sources = await db.source_reports.find({"report_id": "r1"}, projection={"_id": 1}).to_list()
+    fold = SeedFold()
+    async for chunk in db.sales.find(chunks_of([s["_id"] for s in sources]), batch_size=SCAN_BATCH_CHUNKS):
+        for row in chunk["rows"]:
+            fold.add(row)
+    return fold.result()
+
+
+async def recompute(db: AsyncDatabase[dict[str, Any]], strategy: str, costs: dict[str, Decimal]) -> ReportFigures:
+    totals = await AnalyticsRepository(db, strategy).totals("r1", "RUB")
+    return compute_metrics(Decimal(100000), totals, currency="RUB", exchange_rates=RATES, link_costs=costs)
+
+
+async def run(rows: int, repeat: int, links: int, aggregate: bool) -> None:
     mongo = SecantusProcess()
     mongo.start()
-    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo.url)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo.url, tz_aware=True)
     try:
         db = client["bench_recompute"]
         await ensure_indexes(db)
-        docs = sale_docs(rows, "r1")
+        docs = sale_docs(rows, "r1", links)
         await db.source_reports.insert_one({"_id": "s", "report_id": "r1"})
         started = time.perf_counter()
         packer = ChunkPacker()
         for i in range(0, rows, 5_000):
             await db.sales.insert_many(packer.add(docs[i : i + 5_000]), ordered=False)
         await db.sales.insert_many(packer.flush(), ordered=False)
-        print(f"inserted {rows} rows in {time.perf_counter() - started:.1f}s")
-        counts: list[float] = []
-        times: dict[str, list[float]] = {"aggregate": [], "scan": []}
-        results = {}
+        print(f"inserted {rows} rows ({links} links) in {time.perf_counter() - started:.1f}s")
+        costs = {f"https://t.me/+link{i}": Decimal(1000 + i) for i in range(0, links, 2)}
+
+        async def count() -> object:
+            return await (await db.sales.aggregate(count_pipeline({"source_report_id": "s"}))).to_list()
+
+        measures: dict[str, Callable[[], Awaitable[object]]] = {
+            "count of the rows": count,
+            "baseline: recompute before issue 16 (scan)": lambda: seed_recompute(db),
+            "recompute with currencies, retention and links (scan)": lambda: recompute(db, "scan", costs),
+        }
+        if aggregate:
+            measures["recompute with links (aggregate)"] = lambda: recompute(db, "aggregate", costs)
+        times: dict[str, list[float]] = {name: [] for name in measures}
+        results: dict[str, object] = {}
         for _ in range(repeat):
-            for strategy, runs in times.items():
+            for name, measure in measures.items():
                 t = time.perf_counter()
-                results[strategy] = compute_metrics(
-                    Decimal(100000), await AnalyticsRepository(db, strategy).totals("r1")
-                )
-                runs.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            counted = await (await db.sales.aggregate(count_pipeline({"source_report_id": "s"}))).to_list()
-            counts.append(time.perf_counter() - t)
-            assert counted[0]["rows"] == rows
-        assert results["aggregate"] == results["scan"], "the strategies disagree"
-        base = statistics.median(counts)
-        print(f"baseline count of the same rows: median {base:.2f}s, runs {[round(x, 2) for x in counts]}")
-        for strategy, runs in times.items():
+                results[name] = await measure()
+                times[name].append(time.perf_counter() - t)
+        figures = results["recompute with currencies, retention and links (scan)"]
+        assert isinstance(figures, ReportFigures)
+        # Every link some user first came through, and the rows without one.
+        assert 0.9 * links < len(figures.links) <= links + 1, len(figures.links)
+        print(f"links table: {len(figures.links)} entries")
+        assert sum(entry["subs"] for entry in figures.links) == figures.fields["subs"]
+        if aggregate:
+            assert results["recompute with links (aggregate)"] == figures, "the strategies disagree"
+        base = statistics.median(times["baseline: recompute before issue 16 (scan)"])
+        for name, runs in times.items():
             med = statistics.median(runs)
             print(
-                f"recompute ({strategy}) over {rows} rows: median {med:.2f}s ({rows / med:,.0f} rows/s), "
-                f"{med / base:.1f}× the count, runs {[round(x, 2) for x in runs]}"
+                f"{name} over {rows} rows: median {med:.2f}s ({rows / med:,.0f} rows/s), "
+                f"{med / base:.2f}× the baseline, runs {[round(x, 2) for x in runs]}"
             )
     finally:
         await client.close()
@@ -88,8 +136,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--links", type=int, default=10_000)
+    parser.add_argument("--aggregate", action="store_true", help="time the $group strategy too (slow on SecantusDB)")
     args = parser.parse_args()
-    asyncio.run(run(args.rows, args.repeat))
+    asyncio.run(run(args.rows, args.repeat, args.links, args.aggregate))
 
 
 if __name__ == "__main__":

@@ -16,11 +16,20 @@ produces exactly this shape; analytics aggregates it and the gateway lists it.
     user_id           Int64 | None    Telegram user id (always set for Excel rows)
     customer_key      str | None      buyer identity from a platform when no Telegram id is known
     name, product, username, photo_url, phone_number, invite_link   str | None
+                      (invite_link of connector rows: the Telegram link found in their own
+                      UTM / tracker fields, else None)
     is_premium        bool
     birthdate         datetime | None (midnight UTC of the date)
     status            "lead" | "sale" | "funnel" | "refunded" | "revenue" | None
                       (None = subscriber without action; "revenue" = OFD day total, no user)
-    purchase_amount   Decimal128 | None
+    purchase_amount   Decimal128 | None   the ORIGINAL amount, in `currency` (converted only when
+                                metrics are computed, with the report's exchange rates)
+    currency          str             ISO 4217 code of purchase_amount, set on every row written
+                                since issue 16 (rows without an amount too): Excel `currency`
+                                column, else the sign in the amount cell, else the report's;
+                                events' own, else the report's; SweetClub `currency_code`,
+                                Eduzz BRL (or the connection's option), OFD RUB. A row stored
+                                without one (an older release) is in the report's currency.
     sub_date, unsub_date, action_date   datetime (UTC) | None
     action_period_ms  Int64 | None    action_date − sub_date in milliseconds
     extra             dict | None     platform fields kept as they came (connectors)

@@ -22,6 +22,7 @@ counters and the keys of its buyers. Never a list of rows.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,6 +44,9 @@ ORDER_STRIDE: Final = 2**32
 # Stored totals of an older release lack the currencies, first touches and links.
 DOCUMENT_VERSION: Final = 2
 _DAYS: Final = {n: timedelta(days=n) for n in RETENTION_DAYS}
+# The fold's retention loop is unrolled for these windows.
+assert RETENTION_DAYS == (1, 7, 30)
+_DAY_1, _DAY_7, _DAY_30 = (timedelta(days=n) for n in RETENTION_DAYS)
 # Stand-in for a missing sub_date when first touches are compared (the database sorts null first).
 _EARLIEST: Final = datetime.min.replace(tzinfo=UTC)
 
@@ -96,8 +100,8 @@ class _LinkFold:
         self.counts = [0, 0, 0]  # funnel, lead, sale
         self.buyer_keys: set[object] = set()
         self.revenue: dict[str, Decimal] = {}
-        self.eligible = _zero_by_day()
-        self.kept = _zero_by_day()
+        self.eligible = [0] * len(RETENTION_DAYS)
+        self.kept = [0] * len(RETENTION_DAYS)
 
     def result(self, link: str | None) -> LinkTotals:
         return LinkTotals(
@@ -109,17 +113,35 @@ class _LinkFold:
             sales=self.counts[2],
             buyers=len(self.buyer_keys),
             revenue=dict(self.revenue),
-            retention_eligible=dict(self.eligible),
-            retention_kept=dict(self.kept),
+            retention_eligible=dict(zip(RETENTION_DAYS, self.eligible, strict=True)),
+            retention_kept=dict(zip(RETENTION_DAYS, self.kept, strict=True)),
         )
 
 
 _STATUS_INDEX: Final = {"funnel": 0, "lead": 1, "sale": 2}
 # Slots of a user's state list (a list, not an object: a million of them must stay small and fast).
-_SUB, _ORDER, _UNSUB, _LINK, _FUNNEL, _LEAD, _SALE, _REVENUE = range(8)
+# The first touch's sub_date, source and row (the file order, turned into a number only on a tie),
+# unsub_date and link; then the user's row counts per status and revenue per currency (or None).
+_SUB, _SOURCE, _ROW, _UNSUB, _LINK, _FUNNEL, _LEAD, _SALE, _REVENUE = range(9)
 
 
-def _amount(value: Any) -> Decimal:
+_BID_WORDS: Final = struct.Struct("<QQ")
+_COEFFICIENT_HIGH: Final = (1 << 49) - 1
+_EXACT_COEFFICIENT: Final = 10**28  # scaleb keeps a coefficient below the context's 28 digits exact
+
+
+def stored_decimal(value: Any) -> Decimal:
+    """A stored amount as Decimal. Decimal128 is decoded from its BID words here: pymongo's
+    `to_decimal` is pure Python and ≈ 6× slower, and a recompute decodes every sale of the report
+    (the special encodings — huge coefficients, NaN, infinities — and negatives go through it)."""
+    if type(value) is Decimal128:
+        low, high = _BID_WORDS.unpack(value.bid)
+        if high >> 61 == 3 or high >> 63:
+            return value.to_decimal()
+        coefficient = ((high & _COEFFICIENT_HIGH) << 64) | low
+        if coefficient >= _EXACT_COEFFICIENT:
+            return value.to_decimal()
+        return Decimal(coefficient).scaleb(((high >> 49) & 0x3FFF) - 6176)
     return value.to_decimal() if hasattr(value, "to_decimal") else Decimal(str(value))
 
 
@@ -129,7 +151,8 @@ def link_sort_key(link: str | None) -> tuple[bool, str]:
 
 class TotalsFold:
     """Folds sale rows one at a time into `Totals`: the reference the database aggregation is
-    tested against, and analytics' own scan strategy.
+    tested against, and analytics' own scan strategy (so `add` is written for speed: a million
+    rows feel every lookup).
 
     `report_currency` is the currency of rows stored without one (an older release);
     `source_order` maps each source report id to its position among the report's sources (by
@@ -151,41 +174,89 @@ class TotalsFold:
         # Rows that are not an Excel user's, by their own invite link.
         self.own_links: dict[str | None, _LinkFold] = {}
 
+    def _order(self, source: Any, row: Any) -> int:
+        return self.source_order.get(source, -1) * ORDER_STRIDE + (row or 0)
+
     def add(self, row: Mapping[str, Any]) -> None:
-        status = row.get("status")
-        key = row.get("user_id")
+        get = row.get
+        status = get("status")
+        key = get("user_id")
         if key is None:
-            key = row.get("customer_key")
+            key = get("customer_key")
         amount = None
         currency = ""
-        if status in REVENUE_STATUSES:
-            raw = row.get("purchase_amount")
-            if raw is not None:
-                amount = _amount(raw)
-                currency = row.get("currency") or self.report_currency
-                self.revenue[currency] = self.revenue.get(currency, 0) + amount
-                self.revenue_rows[currency] = self.revenue_rows.get(currency, 0) + 1
-        if status in self.counts:
-            self.counts[status] += 1
-            period = row.get("action_period_ms")
-            if period is not None:
-                self.period_sum[status] += int(period)
-                self.period_n[status] += 1
-            if status == "sale" and key is not None:
-                self.buyers.add(key)
-        if row.get("source") == "excel":
-            sub = row.get("sub_date")
-            unsub = row.get("unsub_date")
-            for moment in (sub, unsub, row.get("action_date")):
-                if moment is not None and (self.as_of is None or moment > self.as_of):
-                    self.as_of = moment
+        index = None
+        if status is not None:
+            if status in REVENUE_STATUSES:
+                raw = get("purchase_amount")
+                if raw is not None:
+                    amount = stored_decimal(raw)
+                    currency = get("currency") or self.report_currency
+                    revenue = self.revenue
+                    revenue[currency] = revenue.get(currency, 0) + amount
+                    self.revenue_rows[currency] = self.revenue_rows.get(currency, 0) + 1
+            index = _STATUS_INDEX.get(status)
+            if index is not None:
+                self.counts[status] += 1
+                period = get("action_period_ms")
+                if period is not None:
+                    self.period_sum[status] += int(period)
+                    self.period_n[status] += 1
+                if index == 2 and key is not None:
+                    self.buyers.add(key)
+        if get("source") == "excel":
+            sub = get("sub_date")
+            unsub = get("unsub_date")
+            latest = sub
+            if unsub is not None and (latest is None or unsub > latest):
+                latest = unsub
+            action = get("action_date")
+            if action is not None and (latest is None or action > latest):
+                latest = action
+            if latest is not None and (self.as_of is None or latest > self.as_of):
+                self.as_of = latest
             if key is not None:
-                self._add_user_row(row, key, status, sub, unsub, amount, currency)
+                if get("is_premium"):
+                    self.premium.add(key)
+                if get("username"):
+                    self.named.add(key)
+                if sub is None:
+                    sub = _EARLIEST
+                user = self.users.get(key)
+                if user is None:
+                    user = self.users[key] = [
+                        sub,
+                        get("source_report_id"),
+                        get("row"),
+                        unsub,
+                        get("invite_link"),
+                        0,
+                        0,
+                        0,
+                        None,
+                    ]
+                elif sub < user[_SUB] or (
+                    sub == user[_SUB]
+                    and self._order(get("source_report_id"), get("row")) < self._order(user[_SOURCE], user[_ROW])
+                ):
+                    user[_SUB] = sub
+                    user[_SOURCE] = get("source_report_id")
+                    user[_ROW] = get("row")
+                    user[_UNSUB] = unsub
+                    user[_LINK] = get("invite_link")
+                if index is not None:
+                    user[_FUNNEL + index] += 1
+                if amount is not None:
+                    user_revenue = user[_REVENUE]
+                    if user_revenue is None:
+                        user[_REVENUE] = {currency: amount}
+                    else:
+                        user_revenue[currency] = user_revenue.get(currency, 0) + amount
                 return
-        link_fold = self.own_links.get(row.get("invite_link"))
+        link = get("invite_link")
+        link_fold = self.own_links.get(link)
         if link_fold is None:
-            link_fold = self.own_links[row.get("invite_link")] = _LinkFold()
-        index = _STATUS_INDEX.get(status)  # type: ignore[arg-type]
+            link_fold = self.own_links[link] = _LinkFold()
         if index is not None:
             link_fold.counts[index] += 1
             if index == 2 and key is not None:
@@ -193,75 +264,57 @@ class TotalsFold:
         if amount is not None:
             link_fold.revenue[currency] = link_fold.revenue.get(currency, 0) + amount
 
-    def _add_user_row(
-        self,
-        row: Mapping[str, Any],
-        key: object,
-        status: Any,
-        sub: datetime | None,
-        unsub: datetime | None,
-        amount: Decimal | None,
-        currency: str,
-    ) -> None:
-        if row.get("is_premium"):
-            self.premium.add(key)
-        if row.get("username"):
-            self.named.add(key)
-        order = self.source_order.get(row.get("source_report_id"), -1) * ORDER_STRIDE + (row.get("row") or 0)  # type: ignore[arg-type]
-        touch = sub if sub is not None else _EARLIEST
-        user = self.users.get(key)
-        if user is None:
-            user = self.users[key] = [touch, order, unsub, row.get("invite_link"), 0, 0, 0, None]
-        elif touch < user[_SUB] or (touch == user[_SUB] and order < user[_ORDER]):
-            user[_SUB] = touch
-            user[_ORDER] = order
-            user[_UNSUB] = unsub
-            user[_LINK] = row.get("invite_link")
-        index = _STATUS_INDEX.get(status)
-        if index is not None:
-            user[_FUNNEL + index] += 1
-        if amount is not None:
-            revenue = user[_REVENUE]
-            if revenue is None:
-                user[_REVENUE] = {currency: amount}
-            else:
-                revenue[currency] = revenue.get(currency, 0) + amount
-
     def result(self) -> Totals:
-        links: dict[str | None, _LinkFold] = {}
-        for link, own in self.own_links.items():
-            links[link] = own
+        links: dict[str | None, _LinkFold] = dict(self.own_links)
         unsubs = 0
-        eligible = _zero_by_day()
-        kept = _zero_by_day()
+        eligible = [0] * len(RETENTION_DAYS)
+        kept = [0] * len(RETENTION_DAYS)
         as_of = self.as_of
-        # A user of sub_date s is old enough for N days when s <= as_of - N days.
-        cutoffs = {n: as_of - delta for n, delta in _DAYS.items()} if as_of is not None else {}
+        # A user of sub_date s is old enough for N days when s <= as_of - N days, and stayed when
+        # it has no unsub_date or unsub_date - s >= N days.
+        dated = as_of is not None  # without any date, no user is old enough for any window
+        cut_1, cut_7, cut_30 = (as_of - _DAYS[n] if as_of is not None else _EARLIEST for n in RETENTION_DAYS)
         for key, user in self.users.items():
-            sub, _, unsub, link, funnel, lead, sale, revenue = user
+            sub, _, _, unsub, link, funnel, lead, sale, revenue = user
             fold = links.get(link)
             if fold is None:
                 fold = links[link] = _LinkFold()
             fold.subs += 1
+            stay = None
             if unsub is not None:
                 fold.unsubs += 1
                 unsubs += 1
-            counts = fold.counts
-            counts[0] += funnel
-            counts[1] += lead
-            counts[2] += sale
-            if sale:
-                fold.buyer_keys.add(key)
+                stay = unsub - sub
+            if funnel or lead or sale:
+                counts = fold.counts
+                counts[0] += funnel
+                counts[1] += lead
+                counts[2] += sale
+                if sale:
+                    fold.buyer_keys.add(key)
             if revenue is not None:
+                link_revenue = fold.revenue
                 for currency, amount in revenue.items():
-                    fold.revenue[currency] = fold.revenue.get(currency, 0) + amount
-            for n, cutoff in cutoffs.items():
-                if sub <= cutoff:
-                    eligible[n] += 1
-                    fold.eligible[n] += 1
-                    if unsub is None or unsub >= sub + _DAYS[n]:
-                        kept[n] += 1
-                        fold.kept[n] += 1
+                    link_revenue[currency] = link_revenue.get(currency, 0) + amount
+            # The three windows unrolled (RETENTION_DAYS is asserted to be 1, 7, 30 above).
+            if dated and sub <= cut_1:
+                link_eligible = fold.eligible
+                link_kept = fold.kept
+                link_eligible[0] += 1
+                if stay is None or stay >= _DAY_1:
+                    link_kept[0] += 1
+                if sub <= cut_7:
+                    link_eligible[1] += 1
+                    if stay is None or stay >= _DAY_7:
+                        link_kept[1] += 1
+                    if sub <= cut_30:
+                        link_eligible[2] += 1
+                        if stay is None or stay >= _DAY_30:
+                            link_kept[2] += 1
+        for fold in links.values():
+            for i in range(len(RETENTION_DAYS)):
+                eligible[i] += fold.eligible[i]
+                kept[i] += fold.kept[i]
         return Totals(
             subs=len(self.users),
             premium_users=len(self.premium),
@@ -274,8 +327,8 @@ class TotalsFold:
             period_n=dict(self.period_n),
             unsubs=unsubs,
             as_of=as_of,
-            retention_eligible=eligible,
-            retention_kept=kept,
+            retention_eligible=dict(zip(RETENTION_DAYS, eligible, strict=True)),
+            retention_kept=dict(zip(RETENTION_DAYS, kept, strict=True)),
             links=tuple(links[link].result(link) for link in sorted(links, key=link_sort_key)),
         )
 

@@ -4,7 +4,11 @@
     saleswire template -o sales.xlsx
     saleswire upload sales.xlsx --channel -1001234567890 --name "Spring" --budget 1000
     saleswire reports --channel -1001234567890
+    saleswire upload sales.xlsx --channel -100... --name "Spring" --budget 1000 --currency RUB --rates USD:95
     saleswire show REPORT_ID
+    saleswire links REPORT_ID
+    saleswire link-costs REPORT_ID "https://t.me/+AbC=5000" "https://t.me/+DeF=2500"
+    saleswire rates REPORT_ID BRL:16.20,USD:95
     saleswire export REPORT_ID --format xlsx -o report.xlsx
 
 The URL and token live in a JSON file readable only by the owner ($SALESWIRE_CONFIG, or
@@ -43,6 +47,7 @@ from rich.table import Table
 from rich.text import Text
 
 from services.gateway.export import METRICS, Metric, metric_value, to_number
+from shared.currency import CurrencyInvalid, parse_rates
 
 EXIT_ERROR: Final = 1
 CHUNK_SIZE: Final = 256 * 1024
@@ -395,9 +400,71 @@ def sources_table(report: Mapping[str, Any]) -> Table | None:
     return table
 
 
+def _money_map(value: object) -> list[tuple[str, str]]:
+    if not isinstance(value, Mapping):
+        return []
+    return sorted((str(code), money_text(amount)) for code, amount in value.items())
+
+
+def currencies_table(report: Mapping[str, Any]) -> Table:
+    """The report's currency, its exchange rates and the original sums per currency (SPEC §4.1)."""
+    currency = str(report.get("currency") or "")
+    table = Table(title=f"currencies (report in {currency})", title_justify="left")
+    table.add_column("currency")
+    table.add_column("profit, original amounts", justify="right")
+    table.add_column(f"rate, {currency} per unit", justify="right")
+    rates = report.get("exchange_rates") if isinstance(report.get("exchange_rates"), Mapping) else {}
+    assert isinstance(rates, Mapping)
+    sums = dict(_money_map(report.get("profit_by_currency")))
+    for code in sorted(set(sums) | {str(c) for c in rates}):
+        rate = rates.get(code)
+        shown = "1" if code == currency else (empty_mark() if rate is None else str(rate))
+        table.add_row(Text(code), Text(sums.get(code, empty_mark())), Text(shown))
+    return table
+
+
+def print_warnings(report: Mapping[str, Any]) -> None:
+    for warning in report.get("warnings") or []:
+        console.print(Text(f"warning: {warning}", style="yellow"))
+
+
+LINK_HEADERS: Final = (
+    "invite_link", "subs", "unsubs", "net_subs", "funnel", "leads", "sales", "buyers", "profit", "cost",
+    "romi", "cpc", "cpc_net", "cac", "cr_sales", "retention_d1", "retention_d7", "retention_d30",
+)  # fmt: skip
+_LINK_MONEY: Final = frozenset({"profit", "cost", "cpc", "cpc_net", "cac"})
+_LINK_PERCENT: Final = frozenset({"romi", "cr_sales", "retention_d1", "retention_d7", "retention_d30"})
+
+
+def links_table(links: Sequence[Mapping[str, Any]], report_id: str) -> Table:
+    """The links answer as a table; a null link is the rows that came with none."""
+    table = Table(title=f"invite links of report {report_id}", title_justify="left")
+    for header in LINK_HEADERS:
+        table.add_column(header, justify="left" if header == "invite_link" else "right", overflow="fold")
+    for entry in links:
+        cells = []
+        for header in LINK_HEADERS:
+            value = entry.get(header)
+            if header == "invite_link":
+                cells.append(Text("(no link)" if value is None else str(value)))
+            elif header in _LINK_MONEY:
+                cells.append(Text(money_text(value)))
+            elif header in _LINK_PERCENT:
+                number = to_number(value)
+                cells.append(Text(empty_mark() if number is None else f"{Decimal(str(number)):.2f} %"))
+            else:
+                cells.append(_cell_text(value))
+        table.add_row(*cells)
+    if not links:
+        table.caption = "no links yet (the report has not been computed)"
+    return table
+
+
 def print_report(report: Mapping[str, Any]) -> None:
     console.print(report_details(report))
     console.print(metrics_table(report))
+    console.print(currencies_table(report))
+    print_warnings(report)
     sources = sources_table(report)
     if sources is not None:
         console.print(sources)
@@ -471,6 +538,12 @@ def upload(
     channel: ChannelOption,
     name: Annotated[str, typer.Option(help="Report name")],
     budget: Annotated[str, typer.Option(help="Campaign budget (money)")],
+    currency: Annotated[
+        str | None, typer.Option(help="Currency of the budget: ISO code or symbol (RUB, ₽, R$, $); default RUB")
+    ] = None,
+    rates: Annotated[
+        str | None, typer.Option(help="Exchange rates into the report's currency, e.g. USD:95,BRL:16.20")
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Follow the report until it is success or failed.")] = True,
     wait_timeout: Annotated[float, typer.Option(help="Seconds to follow the report.")] = 600.0,
     poll_interval: Annotated[float, typer.Option(help="Seconds between status checks.")] = 1.0,
@@ -485,7 +558,9 @@ def upload(
         config = load_config()
         size = file.stat().st_size
         with Gateway(config, timeout=timeout) as gateway, file.open("rb") as handle:
-            answer = _send_upload(gateway, handle, size, file.name, channel, name, amount)
+            params = {"channel_id": str(channel), "name": name, "budget": str(amount)}
+            params.update({k: v for k, v in (("currency", currency), ("rates", rates)) if v is not None})
+            answer = _send_upload(gateway, handle, size, file.name, params)
             report_id = str(answer["report_id"])
             console.print(Text(f"uploaded {file.name}: report {report_id} ({answer.get('status')})"))
             if not wait:
@@ -499,7 +574,7 @@ def upload(
 
 
 def _send_upload(
-    gateway: Gateway, handle: BinaryIO, size: int, filename: str, channel: int, name: str, budget: Decimal
+    gateway: Gateway, handle: BinaryIO, size: int, filename: str, params: Mapping[str, str]
 ) -> dict[str, Any]:
     progress = Progress(
         SpinnerColumn(),
@@ -528,7 +603,7 @@ def _send_upload(
         response = gateway.request(
             "POST",
             "/sales/create",
-            params={"channel_id": channel, "name": name, "budget": str(budget)},
+            params=params,
             headers={
                 "Content-Type": body.content_type,
                 "Content-Length": str(body.length),
@@ -604,6 +679,90 @@ def show(
         with Gateway(load_config(), timeout=timeout) as gateway:
             report = gateway.report(report_id)
         print_report(report)
+
+    run(action)
+
+
+@app.command()
+def links(
+    report_id: Annotated[str, typer.Argument(help="Report id")],
+    timeout: TimeoutOption = 30.0,
+) -> None:
+    """Show each invite link's share of a report: subscribers, sales, profit, cost, ROMI, retention."""
+
+    def action() -> None:
+        with Gateway(load_config(), timeout=timeout) as gateway:
+            answer = gateway.request("GET", f"/sales/analytic/report/{report_id}/links").json()
+        if not isinstance(answer, list):
+            raise CliError("the gateway answered with something that is not a links table")
+        console.print(links_table(answer, report_id))
+
+    run(action)
+
+
+def parse_link_costs(items: Sequence[str]) -> dict[str, str]:
+    """`LINK=AMOUNT` items → {link: amount}; the last `=` splits, so a link may contain one."""
+    costs: dict[str, str] = {}
+    for item in items:
+        link, sep, amount = item.rpartition("=")
+        if not sep or not link.strip():
+            raise typer.BadParameter(f"{item!r} is not LINK=AMOUNT")
+        try:
+            value = Decimal(amount.strip().replace(",", "."))
+        except InvalidOperation:
+            raise typer.BadParameter(f"the cost of {link} is not a number: {amount!r}") from None
+        if not value.is_finite() or value < 0:
+            raise typer.BadParameter(f"the cost of {link} must be a number >= 0")
+        if link in costs:
+            raise typer.BadParameter(f"{link} is given twice")
+        costs[link] = str(value)
+    return costs
+
+
+def _print_pending_or(response: httpx.Response, show: Callable[[Any], None]) -> None:
+    body = response.json()
+    if response.status_code == 202:
+        console.print(Text(str(body.get("detail") if isinstance(body, Mapping) else body)))
+        return
+    show(body)
+
+
+@app.command("link-costs")
+def link_costs(
+    report_id: Annotated[str, typer.Argument(help="Report id")],
+    costs: Annotated[
+        list[str] | None, typer.Argument(help="LINK=AMOUNT, in the report's currency; none clears every cost")
+    ] = None,
+    timeout: TimeoutOption = 120.0,
+) -> None:
+    """Set what each invite link's placement cost (replaces every cost), then show the links."""
+    body = parse_link_costs(costs or [])
+
+    def action() -> None:
+        with Gateway(load_config(), timeout=timeout) as gateway:
+            response = gateway.request("PUT", f"/sales/analytic/report/{report_id}/links/costs", json=body)
+        _print_pending_or(response, lambda answer: console.print(links_table(answer, report_id)))
+
+    run(action)
+
+
+@app.command("rates")
+def set_rates(
+    report_id: Annotated[str, typer.Argument(help="Report id")],
+    rates: Annotated[str, typer.Argument(help="e.g. USD:95,BRL:16.20 (report-currency units per unit); '' clears")],
+    timeout: TimeoutOption = 120.0,
+) -> None:
+    """Set a report's exchange rates (replaces every rate), then show the recomputed report."""
+    try:
+        parsed = parse_rates(rates)
+    except CurrencyInvalid as exc:
+        raise typer.BadParameter(str(exc)) from None
+    body = {code: str(rate) for code, rate in parsed.items()}
+
+    def action() -> None:
+        with Gateway(load_config(), timeout=timeout) as gateway:
+            response = gateway.request("PUT", f"/sales/analytic/report/{report_id}/exchange-rates", json=body)
+        _print_pending_or(response, print_report)
 
     run(action)
 

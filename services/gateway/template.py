@@ -50,7 +50,9 @@ COLUMNS: Final[tuple[TemplateColumn, ...]] = (
     TemplateColumn("name", ("имя",), "text", "текст", "no", "нет", "Name of the user", "Имя пользователя"),
     TemplateColumn("product", ("продукт", "товар"), "text", "текст", "no", "нет",
                    "Product bought or offered", "Купленный или предложенный продукт"),
-    TemplateColumn("purchase_amount", ("сумма", "сумма покупки"), "money ≥ 0", "деньги ≥ 0",
+    TemplateColumn("purchase_amount", ("сумма", "сумма покупки"),
+                   "money ≥ 0 (a currency sign is fine: 1990.50 ₽, R$ 49,90)",
+                   "деньги ≥ 0 (можно со знаком валюты: 1990.50 ₽, R$ 49,90)",
                    "for sale rows", "для строк-продаж", "Amount paid", "Сумма покупки", MONEY_FORMAT, 16),
     TemplateColumn("username", ("юзернейм", "логин"), "text (with or without @)", "текст (с @ или без)",
                    "no", "нет", "Telegram username", "Имя пользователя в Telegram (username)"),
@@ -74,12 +76,15 @@ COLUMNS: Final[tuple[TemplateColumn, ...]] = (
                    "дата и время, не раньше даты подписки", "no", "нет", "When the user unsubscribed",
                    "Когда пользователь отписался", DATETIME_FORMAT, 18),
     TemplateColumn("action_date", ("дата действия",), "datetime, not before sub_date",
-                   "дата и время, не раньше даты подписки", "for rows with a status", "для строк со статусом",
+                   "дата и время, не раньше даты подписки", "no", "нет",
                    "When the lead, sale or funnel entry happened", "Когда произошли лид, продажа или вход в воронку",
                    DATETIME_FORMAT, 18),
     TemplateColumn("invite_link", ("пригласительная ссылка", "ссылка"), "text", "текст", "no", "нет",
                    "Invite link the user joined by", "Пригласительная ссылка, по которой пришёл пользователь",
                    None, 26),
+    TemplateColumn("currency", ("валюта",), "ISO 4217 code or symbol (RUB, ₽, руб, R$, $, €)",
+                   "код ISO 4217 или знак (RUB, ₽, руб, R$, $, €)", "no (the report's currency)",
+                   "нет (валюта отчёта)", "Currency of purchase_amount", "Валюта суммы покупки", None, 10),
 )  # fmt: skip
 
 # Three rows covering the three cases a seller has: a plain subscriber, a lead, a sale.
@@ -92,7 +97,7 @@ EXAMPLE_ROWS: Final[tuple[dict[str, object], ...]] = (
      "invite_link": "https://t.me/+AbCdEf123"},
     {"user_id": 323456789, "name": "Olga", "product": "Course", "purchase_amount": Decimal("4990.00"),
      "is_premium": "false", "status": "sale", "sub_date": datetime(2024, 1, 12, 8, 0),
-     "action_date": datetime(2024, 1, 15, 20, 45), "invite_link": "https://t.me/+AbCdEf123"},
+     "action_date": datetime(2024, 1, 15, 20, 45), "invite_link": "https://t.me/+AbCdEf123", "currency": "RUB"},
 )  # fmt: skip
 
 NOTES_EN: Final = (

@@ -18,7 +18,7 @@ import openpyxl
 import pytest
 from openpyxl.chart import BarChart
 
-from services.gateway.export import SALE_COLUMNS, SUMMARY_SHEET
+from services.gateway.export import LINK_COLUMNS, LINKS_SHEET, SALE_COLUMNS, SUMMARY_SHEET
 from services.gateway.template import EXAMPLE_ROWS
 from tests.e2e.conftest import Stack
 from tests.workbooks import EN_HEADERS, workbook_bytes
@@ -148,7 +148,10 @@ def test_export_opens_with_a_chart_and_the_rows(run: Run, uploaded: tuple[str, s
     assert len(charts) == 1
     assert isinstance(charts[0], BarChart)
     assert charts[0].type == "bar"
-    rows_sheet = wb[wb.sheetnames[1]]
+    assert wb.sheetnames[1] == LINKS_SHEET  # the links table, its chart of profit and cost per link
+    assert [c.value for c in wb[LINKS_SHEET][1]][: len(LINK_COLUMNS)] == [column for column, _ in LINK_COLUMNS]
+    assert isinstance(wb[LINKS_SHEET]._charts[0], BarChart)
+    rows_sheet = wb[wb.sheetnames[2]]
     assert [c.value for c in rows_sheet[1]] == list(SALE_COLUMNS)
     assert sorted(r[0] for r in rows_sheet.iter_rows(min_row=2, max_col=1, values_only=True)) == sorted(
         int(str(r["user_id"])) for r in EXAMPLE_ROWS

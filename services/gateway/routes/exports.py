@@ -73,7 +73,7 @@ def export_filename(report: Mapping[str, object], extension: str) -> str:
 @router.get(
     "/template",
     summary="Excel template for POST /sales/create",
-    description="The 14 columns of the upload format with drop-down lists for `status` and `is_premium`, "
+    description="The 15 columns of the upload format with drop-down lists for `status` and `is_premium`, "
     "three example rows, and a second sheet describing each column in English and Russian.",
     response_class=Response,
     responses=_XLSX_RESPONSE,

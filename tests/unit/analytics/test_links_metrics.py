@@ -357,3 +357,12 @@ def test_the_links_add_up_to_the_report(
             Decimal(0),
         )
         assert abs(entry["profit"] - exact) < Decimal("0.01")
+
+
+def test_excel_rows_without_any_date_make_no_user_old_enough() -> None:
+    # Stored by an older release (sub_date is required today): no as_of, so no retention window.
+    rows = [{**excel(1, T0, row=2), "sub_date": None}, {**excel(2, T0, row=3), "sub_date": None}]
+    totals = totals_from_rows(rows)
+    assert totals.as_of is None and totals.subs == 2
+    assert dict(totals.retention_eligible) == {1: 0, 7: 0, 30: 0}
+    assert compute_metrics(Decimal(1), totals).fields["retention_d1"] is None

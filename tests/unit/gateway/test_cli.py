@@ -374,3 +374,95 @@ def test_template_downloads(gateway, logged_in: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert seen[0].url.path == "/sales/template"
     assert target.read_bytes() == b"PK template"
+
+
+# ----------------------------------------------------------------------------- currencies and links
+
+
+def test_upload_sends_currency_and_rates(gateway, logged_in: Path, tmp_path: Path) -> None:
+    workbook = tmp_path / "sales.xlsx"
+    workbook.write_bytes(b"PK\x03\x04")
+    seen = gateway(lambda r: httpx.Response(200, json={"report_id": "rep-1", "status": "pending"}))
+    result = invoke(
+        "upload", str(workbook), "-c", "-5", "--name", "x", "--budget", "1", "--currency", "₽",
+        "--rates", "USD:95,BRL:16.20", "--no-wait",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert dict(seen[0].url.params) == {
+        "channel_id": "-5", "name": "x", "budget": "1", "currency": "₽", "rates": "USD:95,BRL:16.20"
+    }  # fmt: skip
+
+
+def test_show_prints_profit_by_currency_warnings_and_retention(gateway, logged_in: Path) -> None:
+    report = report_json(
+        currency="RUB", exchange_rates={"USD": 95}, profit_by_currency={"RUB": 1990.5, "USD": 10, "BRL": 49.9},
+        warnings=["1 sale rows in BRL have no exchange rate and are not in profit"], unsubs=7, net_subs=93,
+        unsub_percent=7, cpc_net=10.75, retention_d1=96.5, retention_d7=91.25, retention_d30=None,
+    )  # fmt: skip
+    gateway(lambda r: httpx.Response(200, json=report))
+    result = invoke("show", "rep-1")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    usd = next(line for line in lines if "│ USD" in line)
+    assert "10.00" in usd and "95" in usd
+    brl = next(line for line in lines if "│ BRL" in line)
+    assert "49.90" in brl and "—" in brl  # no rate
+    assert "1,990.50" in next(line for line in lines if "│ RUB" in line)
+    assert "warning: 1 sale rows in BRL have no exchange rate and are not in profit" in result.output
+    assert "91.25 %" in next(line for line in lines if "(retention_d7)" in line)
+    assert "10.75" in next(line for line in lines if "(cpc_net)" in line)
+    assert "93" in next(line for line in lines if "(net_subs)" in line)
+
+
+LINKS_ANSWER = [
+    {"invite_link": "https://t.me/+a", "subs": 3, "unsubs": 1, "net_subs": 2, "funnel": 0, "leads": 1, "sales": 2,
+     "buyers": 1, "profit": 1990.5, "cost": 500, "romi": 298.1, "cpc": 166.67, "cpc_net": 250, "cac": 500,
+     "cr_sales": 66.67, "retention_d1": 100, "retention_d7": None, "retention_d30": None},
+    {"invite_link": None, "subs": 1, "unsubs": 0, "net_subs": 1, "funnel": 0, "leads": 0, "sales": 0, "buyers": 0,
+     "profit": 0, "cost": None, "romi": None, "cpc": None, "cpc_net": None, "cac": None, "cr_sales": 0,
+     "retention_d1": None, "retention_d7": None, "retention_d30": None},
+]  # fmt: skip
+
+
+def test_links_prints_the_table(gateway, logged_in: Path) -> None:
+    seen = gateway(lambda r: httpx.Response(200, json=LINKS_ANSWER))
+    result = invoke("links", "rep-1")
+    assert result.exit_code == 0, result.output
+    assert seen[0].method == "GET" and seen[0].url.path == "/sales/analytic/report/rep-1/links"
+    first = next(line for line in result.output.splitlines() if "https://t.me/+a" in line)
+    for text in ("1,990.50", "500.00", "298.10 %", "166.67", "66.67 %"):
+        assert text in first
+    assert "(no link)" in result.output
+
+
+def test_link_costs_puts_the_map_and_prints_the_links(gateway, logged_in: Path) -> None:
+    seen = gateway(lambda r: httpx.Response(200, json=LINKS_ANSWER))
+    result = invoke("link-costs", "rep-1", "https://t.me/+a=500", "https://t.me/+b?x=1=2,5")
+    assert result.exit_code == 0, result.output
+    assert seen[0].method == "PUT" and seen[0].url.path == "/sales/analytic/report/rep-1/links/costs"
+    assert json.loads(seen[0].content) == {"https://t.me/+a": "500", "https://t.me/+b?x=1": "2.5"}
+    assert "https://t.me/+a" in result.output and "298.10 %" in result.output
+
+
+def test_link_costs_refuses_bad_items_before_calling(gateway, logged_in: Path) -> None:
+    seen = gateway(lambda r: httpx.Response(200, json=[]))
+    for item, message in (("nolink", "LINK=AMOUNT"), ("a=-1", ">= 0"), ("a=abc", "not a number")):
+        result = invoke("link-costs", "rep-1", item)
+        assert result.exit_code != 0 and message in result.output, result.output
+    assert seen == []
+
+
+def test_rates_puts_the_rates_and_prints_the_report_or_the_pending_answer(gateway, logged_in: Path) -> None:
+    seen = gateway(lambda r: httpx.Response(200, json=report_json(currency="RUB", exchange_rates={"USD": 95})))
+    result = invoke("rates", "rep-1", "$:95,BRL:16.20")
+    assert result.exit_code == 0, result.output
+    assert seen[0].method == "PUT" and seen[0].url.path == "/sales/analytic/report/rep-1/exchange-rates"
+    assert json.loads(seen[0].content) == {"USD": "95", "BRL": "16.20"}
+    assert "currencies (report in RUB)" in result.output
+    pending = {"detail": "the new exchange rates are saved and the report is being recomputed", "report_id": "rep-1",
+               "inputs_version": 2}  # fmt: skip
+    gateway(lambda r: httpx.Response(202, json=pending))
+    result = invoke("rates", "rep-1", "USD:96")
+    assert result.exit_code == 0 and "being recomputed" in result.output
+    result = invoke("rates", "rep-1", "QQQ:1")
+    assert result.exit_code != 0 and "ISO 4217" in result.output

@@ -14,7 +14,7 @@ from services.gateway.template import COLUMNS, DATA_SHEET, HELP_SHEET, build_tem
 # SPEC §3, in its order: the template must offer exactly these.
 SPEC_COLUMNS = [
     "user_id", "name", "product", "purchase_amount", "username", "photo_url", "is_premium",
-    "phone_number", "birthdate", "status", "sub_date", "unsub_date", "action_date", "invite_link",
+    "phone_number", "birthdate", "status", "sub_date", "unsub_date", "action_date", "invite_link", "currency",
 ]  # fmt: skip
 
 
@@ -85,7 +85,7 @@ def test_second_sheet_explains_every_column_in_english_and_russian(workbook) -> 
     for name in SPEC_COLUMNS:
         row = described[name]
         assert row["Type"] and row["Тип"] and row["Description"] and row["Описание"]
-        assert row["Required"] in ("yes", "no", "no (false)", "for sale rows", "for rows with a status")
+        assert row["Required"] in ("yes", "no", "no (false)", "for sale rows", "no (the report's currency)")
     assert described["user_id"]["Required"] == "yes"
     assert described["sub_date"]["Required"] == "yes"
     assert described["name"]["Required"] == "no"
