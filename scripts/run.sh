@@ -66,6 +66,7 @@ cat >&2 <<MSG
 
 Saleswire is running:
   API + OpenAPI   http://127.0.0.1:8000/docs      metrics  http://127.0.0.1:800{0,1,2,3}/metrics
+  web page        http://127.0.0.1:8000/app       (sign in with the token below)
   AsyncAPI        http://127.0.0.1:8001/asyncapi  (ingest), :8002 (analytics), :8003 (connectors)
   token           $(cat "$RUN/demo-token" 2>/dev/null)
 Logs are in $RUN/logs. Ctrl-C stops everything.

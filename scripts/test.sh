@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 bash scripts/ensure-rabbitmq.sh
 bash scripts/ensure-prometheus.sh
+bash scripts/ensure-chromium.sh
 echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

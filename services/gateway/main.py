@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
+import services.gateway.web as web_page
 from services.gateway.coalesce import ReadCoalescer, ReadCoalescingMiddleware
 from services.gateway.middleware import RequestContextMiddleware
 from services.gateway.routes import connections, exports, report_inputs, sales
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(exports.router)
     app.include_router(connections.router)
     app.include_router(ops_router(lambda request: request.app.state.startup))
+    web_page.mount(app)
 
     return app
 
