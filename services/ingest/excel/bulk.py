@@ -1,0 +1,151 @@
+"""The parse worker's column-wise path, and how its output leaves the worker.
+
+`run_columnar(job, path, fmt)` parses a plain workbook column-wise (columnar.py) and either
+spools its row documents (`spool_path`, the format `parse_workbook` has always had) or, when the
+job names a `stream_fd`, streams its stored chunks through that pipe while it builds them. It
+answers None for every file it does not decide (columnar.py's docstring says which): the worker
+then parses the file with calamine and the row validator as before, and `stream_spool` sends
+that path's spool down the pipe as chunks, so the parent sees one protocol.
+
+Streaming protocol (stdout lines are JSON; the pipe carries concatenated BSON chunk documents):
+  1. stdout {"verdict": true, "ok": true, "rows": N, "sheet": ...}  — every row is valid; from
+     here on the chunks follow on the pipe, so the parent can accept the file and store them
+     while later chunks are still being built;
+  2. the chunks, then the pipe is closed;
+  3. stdout the final answer, with "totals" (shared.totals document, JSON-safe) on success.
+A file with errors writes nothing to the pipe: its verdict is the final answer alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Final
+
+import bson
+
+from services.ingest.excel import columnar
+from services.ingest.excel.converters import load_zone
+from shared.sale_chunks import ChunkPacker
+from shared.totals import Totals, TotalsFold
+
+PIPE_WRITE_BYTES: Final = 1024 * 1024
+
+
+def totals_json(totals: Totals) -> dict[str, Any]:
+    return {
+        "subs": totals.subs,
+        "premium_users": totals.premium_users,
+        "username_users": totals.username_users,
+        "buyers": totals.buyers,
+        "counts": dict(totals.counts),
+        "profit": str(totals.profit),
+        "period_ms_sum": dict(totals.period_ms_sum),
+        "period_n": dict(totals.period_n),
+    }
+
+
+def totals_from_json(data: dict[str, Any]) -> Totals:
+    return Totals(
+        subs=int(data["subs"]),
+        premium_users=int(data["premium_users"]),
+        username_users=int(data["username_users"]),
+        buyers=int(data["buyers"]),
+        counts={k: int(v) for k, v in data["counts"].items()},
+        profit=Decimal(data["profit"]),
+        period_ms_sum={k: int(v) for k, v in data["period_ms_sum"].items()},
+        period_n={k: int(v) for k, v in data["period_n"].items()},
+    )
+
+
+def say(answer: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(answer, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+class PipeWriter:
+    """Buffered writes of whole documents to the stream pipe (blocks while the parent stores:
+    that is the back-pressure that bounds the worker's memory)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buffer: list[bytes | memoryview] = []
+        self.size = 0
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.buffer.append(data)
+        self.size += len(data)
+        if self.size >= PIPE_WRITE_BYTES:
+            self.flush()
+
+    def write_all(self, docs: Iterable[bytes]) -> None:
+        for doc in docs:
+            self.write(doc)
+
+    def flush(self) -> None:
+        if self.buffer:
+            data = memoryview(b"".join(self.buffer))
+            while data:
+                written = os.write(self.fd, data)
+                data = data[written:]
+        self.buffer.clear()
+        self.size = 0
+
+    def close(self) -> None:
+        self.flush()
+        os.close(self.fd)
+
+
+def run_columnar(job: dict[str, Any], path: Path, fmt: str) -> dict[str, Any] | None:
+    """The worker's answer for a file decided column-wise, or None (parse it the old way)."""
+    try:
+        sheet = columnar.read_sheet(path, fmt)
+    except MemoryError:
+        raise
+    except Exception:
+        # A damaged file: the old path reads it again and words the error as it always has.
+        return None
+    if sheet is None:
+        return None
+    valid = columnar.validate_sheet(sheet, job, load_zone(job.get("timezone") or "UTC"))
+    del sheet
+    if valid is None:
+        return None
+    fd = job.get("stream_fd")
+    if fd is None:
+        with open(job["spool_path"], "wb") as spool:
+            for docs in columnar.row_batches(valid):
+                spool.write(columnar.documents_buffer(docs))
+        return {"ok": True, "rows": valid.rows, "sheet": valid.sheet}
+    say({"verdict": True, "ok": True, "rows": valid.rows, "sheet": valid.sheet})
+    pipe = PipeWriter(int(fd))
+    for chunks in columnar.chunk_batches(valid):
+        pipe.write_all(chunks)
+    pipe.close()
+    return {"ok": True, "rows": valid.rows, "sheet": valid.sheet, "totals": totals_json(columnar.totals(valid))}
+
+
+def stream_spool(job: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
+    """The old path's valid spool, sent down the stream pipe as chunks (stream jobs only)."""
+    if job.get("stream_fd") is None or answer.get("ok") is not True:
+        return answer
+    say({"verdict": True, "ok": True, "rows": answer["rows"], "sheet": answer.get("sheet")})
+    pipe = PipeWriter(int(job["stream_fd"]))
+    packer = ChunkPacker()
+    fold = TotalsFold()
+    batch: list[dict[str, Any]] = []
+    with open(job["spool_path"], "rb") as spool:
+        for row in bson.decode_file_iter(spool):
+            fold.add(row)
+            batch.append(row)
+            if len(batch) >= 5_000:
+                pipe.write_all(bson.encode(chunk) for chunk in packer.add(batch))
+                batch = []
+    pipe.write_all(bson.encode(chunk) for chunk in packer.add(batch))
+    pipe.write_all(bson.encode(chunk) for chunk in packer.flush())
+    pipe.close()
+    return {**answer, "totals": totals_json(fold.result())}
