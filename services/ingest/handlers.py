@@ -76,6 +76,7 @@ class IngestHandlers:
                 "outcome": outcome.kind,
                 "rows": outcome.rows,
                 "chunks": result.chunks,
+                "reader": result.reader,
                 "errors": outcome.total_errors,
                 "seconds": round(outcome.elapsed_seconds, 3),
                 "peak_rss_bytes": outcome.peak_rss_bytes,

@@ -126,7 +126,8 @@ def run_columnar(job: dict[str, Any], path: Path, fmt: str) -> dict[str, Any] | 
     for chunks in columnar.chunk_batches(valid):
         pipe.write_all(chunks)
     pipe.close()
-    return {"ok": True, "rows": valid.rows, "sheet": valid.sheet, "totals": totals_json(columnar.totals(valid))}
+    totals = totals_json(columnar.totals(valid))
+    return {"ok": True, "rows": valid.rows, "sheet": valid.sheet, "reader": "columnar", "totals": totals}
 
 
 def stream_spool(job: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
@@ -148,4 +149,4 @@ def stream_spool(job: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
     pipe.write_all(bson.encode(chunk) for chunk in packer.add(batch))
     pipe.write_all(bson.encode(chunk) for chunk in packer.flush())
     pipe.close()
-    return {**answer, "totals": totals_json(fold.result())}
+    return {**answer, "reader": "rows", "totals": totals_json(fold.result())}

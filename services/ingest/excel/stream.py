@@ -52,6 +52,8 @@ class StreamResult:
     # Seconds since the call, by step: sniffed, spawned, verdict, first_chunk, parsed, stored.
     timeline: dict[str, float] = field(default_factory=dict)
     chunks: int = 0
+    # Which path decided the file: "columnar" (bulk.py) or "rows" (calamine + RowValidator).
+    reader: str | None = None
 
 
 async def stream_workbook(
@@ -229,7 +231,10 @@ async def stream_workbook(
             )
         else:
             totals = totals_from_json(raw)
-    return StreamResult(outcome, totals=totals, timeline=timeline, chunks=counted[0])
+    reader = final.get("reader") if final else None
+    return StreamResult(
+        outcome, totals=totals, timeline=timeline, chunks=counted[0], reader=reader if isinstance(reader, str) else None
+    )
 
 
 def _json(line: bytes) -> dict[str, Any] | None:
