@@ -651,7 +651,7 @@ def row_documents(
     return doc.build(prefix)
 
 
-def row_batches(v: Validated, batch_rows: int = 100_000) -> Iterator[pa.Array]:
+def row_batches(v: Validated, batch_rows: int = 10_000) -> Iterator[pa.Array]:
     """The row documents in row order, `batch_rows` at a time (bounded memory)."""
     for start in range(0, v.rows, batch_rows):
         index = pa.array(np.arange(start, min(start + batch_rows, v.rows)))
@@ -661,7 +661,7 @@ def row_batches(v: Validated, batch_rows: int = 100_000) -> Iterator[pa.Array]:
 STATUS_ORDER: Final = (None, *ACTION_STATUSES)
 
 
-def chunk_batches(v: Validated, chunk_rows: int = CHUNK_ROWS, batch_chunks: int = 500) -> Iterator[list[bytes]]:
+def chunk_batches(v: Validated, chunk_rows: int = CHUNK_ROWS, batch_chunks: int = 250) -> Iterator[list[bytes]]:
     """The stored chunks (shared/sale_chunks.py) exactly as `ChunkPacker` makes them from the rows
     in row order, as BSON documents, `batch_chunks` chunks at a time (bounded memory)."""
     status = v.columns.status
@@ -735,11 +735,16 @@ def totals(v: Validated) -> Totals:
     c = v.columns
     users = c.user_id
     status = c.status
-    subs = len(np.unique(users))
-    premium = len(np.unique(users[c.is_premium]))
-    named = len(np.unique(users[c.username.is_valid().to_numpy(zero_copy_only=False)]))
     is_sale = pc.equal(status, "sale").fill_null(False).to_numpy(zero_copy_only=False)
-    buyers = len(np.unique(users[is_sale]))
+
+    def distinct(mask: np.ndarray[Any, Any] | None = None) -> int:
+        # A hash count (O(n)), where np.unique sorts.
+        return int(pc.count_distinct(pa.array(users if mask is None else users[mask])).as_py())
+
+    subs = distinct()
+    premium = distinct(c.is_premium)
+    named = distinct(c.username.is_valid().to_numpy(zero_copy_only=False))
+    buyers = distinct(is_sale)
     counts: dict[str, int] = {}
     period_sum: dict[str, int] = {}
     period_n: dict[str, int] = {}
