@@ -23,11 +23,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
-from pymongo import ASCENDING
-
 Document = dict[str, Any]
 Row = Mapping[str, Any]
 
+# pymongo.ASCENDING, spelled out: the parse worker builds chunks with this module and should not
+# load the whole driver at every start for one constant.
+ASCENDING: Final = 1
 CHUNK_ROWS: Final = 100
 # Fields copied from a chunk's rows to the chunk itself: what ownership checks, deletions and
 # refunds filter on before any row is unwound.
