@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from services.ingest.excel import ParseJob, ParseLimits, ParseOutcome
-from services.ingest.excel.stream import stream_workbook
+from services.ingest.excel.stream import SpareWorker, stream_workbook
 from services.ingest.recorded import event_source_report_id, row_for
 from services.ingest.repository import IngestRepository
 from shared import contracts
@@ -29,6 +29,8 @@ class IngestHandlers:
         self.repo = repo
         self.bus = bus
         self.settings = settings
+        # A parse worker started ahead of the next file (a small upload then skips its start).
+        self.spare = SpareWorker()
 
     async def upload_excel(self, command: contracts.UploadExcel) -> None:
         source = await self.repo.source_report(command.source_report_id)
@@ -62,6 +64,7 @@ class IngestHandlers:
                 ),
                 ParseLimits.from_settings(self.settings),
                 store=self.repo.insert_new,
+                spare=self.spare,
                 accepted=lambda rows: self.repo.accept(command.source_report_id, rows),
             )
         outcome = result.outcome

@@ -60,10 +60,13 @@ def create_app(settings: Settings) -> AsgiFastStream:
         db = runtime.mongo[settings.mongo_db]
         await ensure_indexes(db)
         runtime.handlers = IngestHandlers(IngestRepository(db), bus, settings)
+        runtime.handlers.spare.refill()
         await broker.connect()
         await declare_topology(broker, settings)
 
     async def stop() -> None:
+        if runtime.handlers is not None:
+            await runtime.handlers.spare.close()
         if runtime.mongo is not None:
             await runtime.mongo.close()
 

@@ -2,10 +2,11 @@
 
 `run_columnar(job, path, fmt)` parses a plain workbook column-wise (columnar.py) and either
 spools its row documents (`spool_path`, the format `parse_workbook` has always had) or, when the
-job names a `stream_fd`, streams its stored chunks through that pipe while it builds them. It
-answers None for every file it does not decide (columnar.py's docstring says which): the worker
-then parses the file with calamine and the row validator as before, and `stream_spool` sends
-that path's spool down the pipe as chunks, so the parent sees one protocol.
+job says `stream`, streams its stored chunks through the pipe the runner gave the worker at spawn
+(its fd is in SALESWIRE_PARSE_PIPE_FD) while it builds them. It answers None for every file it
+does not decide (columnar.py's docstring says which): the worker then parses the file with
+calamine and the row validator as before, and `stream_spool` sends that path's spool down the
+pipe as chunks, so the parent sees one protocol.
 
 Streaming protocol (stdout lines are JSON; the pipe carries concatenated BSON chunk documents):
   1. stdout {"verdict": true, "ok": true, "rows": N, "sheet": ...}  — every row is valid; from
@@ -100,6 +101,14 @@ class PipeWriter:
         os.close(self.fd)
 
 
+def stream_fd(job: dict[str, Any]) -> int | None:
+    """The chunk pipe of a streaming job: the runner passes its write end to the worker at spawn
+    (possibly before the job exists: a spare worker), and names it in the environment."""
+    if not job.get("stream"):
+        return None
+    return int(os.environ["SALESWIRE_PARSE_PIPE_FD"])
+
+
 def run_columnar(job: dict[str, Any], path: Path, fmt: str) -> dict[str, Any] | None:
     """The worker's answer for a file decided column-wise, or None (parse it the old way)."""
     try:
@@ -115,14 +124,14 @@ def run_columnar(job: dict[str, Any], path: Path, fmt: str) -> dict[str, Any] | 
     del sheet
     if valid is None:
         return None
-    fd = job.get("stream_fd")
+    fd = stream_fd(job)
     if fd is None:
         with open(job["spool_path"], "wb") as spool:
             for docs in columnar.row_batches(valid):
                 spool.write(columnar.documents_buffer(docs))
         return {"ok": True, "rows": valid.rows, "sheet": valid.sheet}
     say({"verdict": True, "ok": True, "rows": valid.rows, "sheet": valid.sheet})
-    pipe = PipeWriter(int(fd))
+    pipe = PipeWriter(fd)
     for chunks in columnar.chunk_batches(valid):
         pipe.write_all(chunks)
     pipe.close()
@@ -132,10 +141,11 @@ def run_columnar(job: dict[str, Any], path: Path, fmt: str) -> dict[str, Any] | 
 
 def stream_spool(job: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
     """The old path's valid spool, sent down the stream pipe as chunks (stream jobs only)."""
-    if job.get("stream_fd") is None or answer.get("ok") is not True:
+    fd = stream_fd(job)
+    if fd is None or answer.get("ok") is not True:
         return answer
     say({"verdict": True, "ok": True, "rows": answer["rows"], "sheet": answer.get("sheet")})
-    pipe = PipeWriter(int(job["stream_fd"]))
+    pipe = PipeWriter(fd)
     packer = ChunkPacker()
     fold = TotalsFold()
     batch: list[dict[str, Any]] = []

@@ -115,3 +115,25 @@ async def test_a_stalled_store_is_cut_by_the_parse_timeout(
     assert result.totals is None
     # Under load the worker may not even reach its verdict in 3 s; either way nothing is left running.
     assert sink.accepted in ([], [500])
+
+
+async def test_a_spare_worker_takes_the_next_file_and_is_replaced(
+    write_xlsx: WriteXlsx, make_job: Callable[..., ParseJob]
+) -> None:
+    from services.ingest.excel.stream import SpareWorker
+
+    spare = SpareWorker()
+    spare.refill()
+    path = write_xlsx(rows(40))
+    for _ in range(2):
+        waiting = spare._starting
+        assert waiting is not None
+        await waiting
+        ready = spare._ready
+        assert ready is not None and ready[0].returncode is None  # started, waiting for its job
+        sink = Store()
+        result = await stream_workbook(make_job(path), LIMITS, store=sink.store, accepted=sink.accept, spare=spare)
+        assert result.outcome.ok and result.outcome.rows == 40
+        assert ready[0].returncode == 0  # that very process parsed the file, then exited
+    await spare.close()
+    assert spare._ready is None and spare._starting is None
