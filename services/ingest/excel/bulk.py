@@ -19,11 +19,12 @@ A file with errors writes nothing to the pipe: its verdict is the final answer a
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sys
 from collections.abc import Iterable
-from decimal import Decimal
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Final
 
@@ -32,35 +33,42 @@ import bson
 from services.ingest.excel import columnar
 from services.ingest.excel.converters import load_zone
 from shared.sale_chunks import ChunkPacker
-from shared.totals import Totals, TotalsFold
+from shared.totals import Totals, TotalsFold, from_document, to_document
 
 PIPE_WRITE_BYTES: Final = 1024 * 1024
 
 
-def totals_json(totals: Totals) -> dict[str, Any]:
-    return {
-        "subs": totals.subs,
-        "premium_users": totals.premium_users,
-        "username_users": totals.username_users,
-        "buyers": totals.buyers,
-        "counts": dict(totals.counts),
-        "profit": str(totals.profit),
-        "period_ms_sum": dict(totals.period_ms_sum),
-        "period_n": dict(totals.period_n),
-    }
+def totals_field(totals: Totals) -> str:
+    """The file's totals for the worker's JSON answer: shared.totals' own stored document, as
+    BSON in base64 (so Decimal, dates and every field of whichever Totals this release has)."""
+    return base64.b64encode(bson.encode(to_document(totals))).decode()
 
 
-def totals_from_json(data: dict[str, Any]) -> Totals:
-    return Totals(
-        subs=int(data["subs"]),
-        premium_users=int(data["premium_users"]),
-        username_users=int(data["username_users"]),
-        buyers=int(data["buyers"]),
-        counts={k: int(v) for k, v in data["counts"].items()},
-        profit=Decimal(data["profit"]),
-        period_ms_sum={k: int(v) for k, v in data["period_ms_sum"].items()},
-        period_n={k: int(v) for k, v in data["period_n"].items()},
-    )
+def totals_from_field(text: str) -> Totals:
+    return from_document(bson.decode(base64.b64decode(text)))
+
+
+def new_fold(job: dict[str, Any]) -> TotalsFold:
+    """The fold ingest always used for a file: the report's currency for rows without one, and the
+    file as the report's first source (issue 16's TotalsFold takes both; the seed's takes none)."""
+    try:
+        return TotalsFold(job.get("currency") or "RUB", {job["source_report_id"]: 0})  # type: ignore[call-arg,unused-ignore]
+    except TypeError:
+        return TotalsFold()
+
+
+# What the column-wise totals (columnar.totals) compute: exactly the seed's Totals. A Totals with
+# more fields (issue 16: currencies, first touches, links) is folded from the built rows instead.
+COLUMNAR_TOTALS: Final = {f.name for f in fields(Totals)} == {
+    "subs",
+    "premium_users",
+    "username_users",
+    "buyers",
+    "counts",
+    "profit",
+    "period_ms_sum",
+    "period_n",
+}
 
 
 def say(answer: dict[str, Any]) -> None:
@@ -132,11 +140,17 @@ def run_columnar(job: dict[str, Any], path: Path, fmt: str) -> dict[str, Any] | 
         return {"ok": True, "rows": valid.rows, "sheet": valid.sheet}
     say({"verdict": True, "ok": True, "rows": valid.rows, "sheet": valid.sheet})
     pipe = PipeWriter(fd)
+    fold = None if COLUMNAR_TOTALS else new_fold(job)
     for chunks in columnar.chunk_batches(valid):
         pipe.write_all(chunks)
+        if fold is not None:
+            # While the parent stores what was just written, on this process's own core.
+            for chunk in chunks:
+                for row in bson.decode(chunk)["rows"]:
+                    fold.add(row)
     pipe.close()
-    totals = totals_json(columnar.totals(valid))
-    return {"ok": True, "rows": valid.rows, "sheet": valid.sheet, "reader": "columnar", "totals": totals}
+    totals = columnar.totals(valid) if fold is None else fold.result()
+    return {"ok": True, "rows": valid.rows, "sheet": valid.sheet, "reader": "columnar", "totals": totals_field(totals)}
 
 
 def stream_spool(job: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
@@ -147,7 +161,7 @@ def stream_spool(job: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
     say({"verdict": True, "ok": True, "rows": answer["rows"], "sheet": answer.get("sheet")})
     pipe = PipeWriter(fd)
     packer = ChunkPacker()
-    fold = TotalsFold()
+    fold = new_fold(job)
     batch: list[dict[str, Any]] = []
     with open(job["spool_path"], "rb") as spool:
         for row in bson.decode_file_iter(spool):
@@ -159,4 +173,4 @@ def stream_spool(job: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
     pipe.write_all(bson.encode(chunk) for chunk in packer.add(batch))
     pipe.write_all(bson.encode(chunk) for chunk in packer.flush())
     pipe.close()
-    return {**answer, "reader": "rows", "totals": totals_json(fold.result())}
+    return {**answer, "reader": "rows", "totals": totals_field(fold.result())}

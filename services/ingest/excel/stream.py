@@ -25,7 +25,7 @@ from typing import Any, Final
 
 from bson.raw_bson import RawBSONDocument
 
-from services.ingest.excel.bulk import totals_from_json
+from services.ingest.excel.bulk import totals_from_field
 from services.ingest.excel.runner import (
     PROJECT_ROOT,
     WORKER_MODULE,
@@ -288,12 +288,12 @@ async def stream_workbook(
     totals = None
     if outcome.ok:
         raw = final.get("totals") if final else None
-        if not isinstance(raw, dict):
+        if not isinstance(raw, str):
             outcome = _file_outcome(
                 "unreadable_file", "The file could not be read.", diagnostic="worker sent no totals", **common
             )
         else:
-            totals = totals_from_json(raw)
+            totals = totals_from_field(raw)
     reader = final.get("reader") if final else None
     return StreamResult(
         outcome, totals=totals, timeline=timeline, chunks=counted[0], reader=reader if isinstance(reader, str) else None

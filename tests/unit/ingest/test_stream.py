@@ -11,9 +11,9 @@ import bson
 import pytest
 
 from services.ingest.excel import ParseJob, ParseLimits, parse_workbook
+from services.ingest.excel.bulk import new_fold
 from services.ingest.excel.stream import stream_workbook
 from shared.sale_chunks import pack
-from shared.totals import totals_from_rows
 from tests.unit.ingest.conftest import WriteXlsx
 
 LIMITS = ParseLimits(timeout_seconds=60, memory_bytes=2 * 1024**3)
@@ -78,7 +78,10 @@ async def test_chunks_and_totals_are_those_of_the_spooled_rows(
     assert sink.chunks() == {c["_id"]: bson.encode(c) for c in pack(docs)}
     assert result.chunks == len(sink.chunks())
     assert all(len(batch) <= 3 for batch in sink.batches)
-    assert result.totals == totals_from_rows(docs)
+    fold = new_fold({"currency": None, "source_report_id": "src1"})
+    for doc in docs:
+        fold.add(doc)
+    assert result.totals == fold.result()
     assert {"sniffed", "spawned", "verdict", "first_chunk", "stored"} <= set(result.timeline)
 
 
