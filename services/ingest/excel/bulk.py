@@ -32,6 +32,7 @@ import bson
 
 from services.ingest.excel import columnar
 from services.ingest.excel.converters import load_zone
+from services.ingest.excel.types import CellError
 from shared.sale_chunks import ChunkPacker
 from shared.totals import Totals, TotalsFold, from_document, to_document
 
@@ -128,6 +129,27 @@ def run_columnar(job: dict[str, Any], path: Path, fmt: str) -> dict[str, Any] | 
         return None
     if sheet is None:
         return None
+    # The caps, worded as the old path words them from calamine's used range (the header is row
+    # 1, the columns start at `col_offset`): a sheet this large is not read a second time.
+    rows, columns = sheet.table.num_rows + 1, sheet.col_offset + sheet.table.num_columns
+    if rows > job["max_rows"] + 1 or columns > job["max_columns"]:
+        error = CellError(
+            sheet=sheet.name,
+            row=None,
+            column=None,
+            cell=None,
+            value=None,
+            code="sheet_too_large",
+            message=f"The first sheet spans {rows} rows and {columns} columns; at most {job['max_rows']} "
+            f"data rows and {job['max_columns']} columns are accepted.",
+        )
+        return {
+            "ok": False,
+            "kind": "sheet_too_large",
+            "total_errors": 1,
+            "errors": [error.to_dict()],
+            "sheet": sheet.name,
+        }
     valid = columnar.validate_sheet(sheet, job, load_zone(job.get("timezone") or "UTC"))
     del sheet
     if valid is None:

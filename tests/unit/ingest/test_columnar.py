@@ -181,3 +181,16 @@ def test_row_ids_follow_sheet_rows_past_empty_rows(
     assert run_columnar(job, path, "xlsx") is not None
     ids = [bson.decode(d)["row"] for d in raw_docs(Path(job["spool_path"]))]
     assert ids == [r + 1 for r in range(1, len(rows)) if any(v is not None for v in rows[r])]
+
+
+def test_a_sheet_over_the_caps_is_refused_in_the_old_words(
+    write_xlsx: WriteXlsx, make_job: Callable[..., ParseJob]
+) -> None:
+    rows = random_rows(random.Random(5), 30, slow=False, errors=False)
+    for path in (write_xlsx(rows), write_xlsx(rows, start_col=4)):
+        for caps in ({"max_rows": 20}, {"max_columns": 10}, {"max_rows": len(rows) - 2}):
+            # As the runner sends it: sniffed already (this file's <dimension> would be refused there).
+            job = job_dict(make_job(path), format="xlsx", **caps)
+            fast = run_columnar(job, path, "xlsx")
+            assert fast is not None and fast["kind"] == "sheet_too_large"
+            assert fast == run_job(job, columnar=False)
