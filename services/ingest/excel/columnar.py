@@ -39,7 +39,7 @@ import bson
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from bson import Int64
+from bson import Decimal128, Int64
 
 from services.ingest.excel import converters
 from services.ingest.excel.columns import COLUMN_NAMES, match_header
@@ -327,10 +327,53 @@ def _mapped(values: pa.Array | None, n: int, convert: Any) -> tuple[pa.Array, pa
     return mapped, ok
 
 
-def _dates(values: pa.Array | None, n: int) -> tuple[pa.Array, pa.Array]:
+class _NotHere(Exception):
+    """A converted value this module does not store itself (left to the row validator)."""
+
+
+def _by_value(values: pa.Array, convert: Any, represent: Any, typ: pa.DataType) -> tuple[pa.Array, pa.Array]:
+    """A text column through the row validator's own converter, once per distinct value: exact by
+    construction, and cheap where values repeat (dates to the minute, amounts, yes/no words).
+    `represent` turns a converted value into this module's column type (None stays None)."""
+    encoded = pc.dictionary_encode(values.cast(pa.string()))
+    out: list[Any] = []
+    good: list[bool] = []
+    for text in encoded.dictionary.to_pylist():
+        try:
+            value = convert(text)
+            out.append(None if value is None else represent(value))
+            good.append(True)
+        except (CellInvalid, _NotHere):
+            out.append(None)
+            good.append(False)
+    indices = encoded.indices
+    return pa.array(out, typ).take(indices), pa.array(good, pa.bool_()).take(indices).fill_null(True)
+
+
+_UTC_EPOCH: Final = _EPOCH.replace(tzinfo=UTC)
+
+
+def _aware_ms(value: datetime) -> int:
+    return (value - _UTC_EPOCH) // _MS
+
+
+def _money_cents(value: Any) -> int:
+    # to_money gives Decimal128 of cents with exponent -2; anything else (issue 16's amount with
+    # its currency sign) is the row validator's to place.
+    if type(value) is not Decimal128:
+        raise _NotHere
+    bid = value.bid
+    if int.from_bytes(bid[8:16], "little") != _CENTS_HIGH_WORD:
+        raise _NotHere
+    return int.from_bytes(bid[:8], "little")
+
+
+def _dates(values: pa.Array | None, n: int, convert: Any) -> tuple[pa.Array, pa.Array]:
     """A date column in a UTC file: (ms since the epoch or null, accepted)."""
     if values is None or values.type == pa.null():
         return _null_column(n, pa.int64()), pa.array(np.ones(n, bool))
+    if values.type in (pa.string(), pa.large_string()):
+        return _by_value(values, convert, _aware_ms, pa.int64())
     if not pa.types.is_timestamp(values.type) or values.type.tz is not None:
         return _null_column(n, pa.int64()), values.is_null()
     ms = values.cast(pa.timestamp("ms")).cast(pa.int64())
@@ -359,6 +402,10 @@ def convert_columns(
             good = np.isfinite(v) & (np.floor(v) == v) & (v >= -(2.0**63)) & (v < 2.0**63)
         user_id = np.where(good, v, 0).astype(np.int64)
         oks.append(pa.array(good))
+    elif raw_uid is not None and raw_uid.type in (pa.string(), pa.large_string()):
+        ids, ok = _by_value(raw_uid, converters.to_user_id, int, pa.int64())
+        oks.append(pc.and_(ok, ids.is_valid()))
+        user_id = ids.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
     else:
         user_id = np.zeros(n, np.int64)
         oks.append(pa.array(np.zeros(n, bool)))
@@ -387,6 +434,10 @@ def convert_columns(
         premium = np.zeros(n, bool)
     elif raw_premium.type == pa.bool_():
         premium = raw_premium.fill_null(False).to_numpy(zero_copy_only=False)
+    elif raw_premium.type in (pa.string(), pa.large_string()):
+        flags, ok = _by_value(raw_premium, converters.to_bool, bool, pa.bool_())
+        oks.append(ok)
+        premium = flags.fill_null(False).to_numpy(zero_copy_only=False)
     else:
         premium = np.zeros(n, bool)
         oks.append(raw_premium.is_null())
@@ -424,12 +475,23 @@ def convert_columns(
         amount_bid = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), n, [None, words])
         amount_bid = pc.if_else(pa.array(good), amount_bid, pa.scalar(None, pa.binary(16)))
         oks.append(pa.array(good | null))
+    elif raw_amount.type in (pa.string(), pa.large_string()):
+        cents_array, ok = _by_value(raw_amount, converters.to_money, _money_cents, pa.int64())
+        oks.append(ok)
+        amount_cents = cents_array.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        bid = np.empty((n, 2), "<u8")
+        bid[:, 0] = amount_cents
+        bid[:, 1] = _CENTS_HIGH_WORD
+        words = pa.py_buffer(np.ascontiguousarray(bid))
+        amount_bid = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), n, [None, words])
+        amount_bid = pc.if_else(cents_array.is_valid(), amount_bid, pa.scalar(None, pa.binary(16)))
     else:
         amount_bid = _null_column(n, pa.binary(16))
         oks.append(raw_amount.is_null())
     dates: dict[str, pa.Array] = {}
+    to_dt = converters.make_datetime_converter(UTC)
     for name in _DATE_COLUMNS:
-        dates[name], ok = _dates(col(name), n)
+        dates[name], ok = _dates(col(name), n, converters.to_birthdate if name == "birthdate" else to_dt)
         oks.append(ok)
     # birthdate: the calendar date, as midnight UTC.
     bd = dates["birthdate"].to_numpy(zero_copy_only=False)
