@@ -23,13 +23,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
-from pymongo import ASCENDING
-
 from shared.sale_rows import Owned, SaleRow, SaleStatus
 
 Document = dict[str, Any]
 Row = Mapping[str, Any]
 
+# pymongo.ASCENDING, spelled out: the parse worker builds chunks with this module and should not
+# load the whole driver at every start for one constant.
+ASCENDING: Final = 1
 CHUNK_ROWS: Final = 100
 
 

@@ -58,10 +58,23 @@ def create_app(settings: Settings) -> AsgiFastStream:
 
     async def build_handlers(db: AsyncDatabase[Document]) -> None:
         runtime.handlers = IngestHandlers(IngestRepository(db), bus, settings)
+        # A parse worker started ahead of the first file (services/ingest/excel/stream.py).
+        runtime.handlers.spare.refill()
+
+    async def close_spare() -> None:
+        if runtime.handlers is not None:
+            await runtime.handlers.spare.close()
 
     # The DLQ watcher keeps saleswire_dlq_depth_messages fresh (any replica may; dashboards take the max).
     return service_app(
-        ServiceStartup("ingest", broker, settings, on_start=build_handlers, background=[DlqDepthWatcher(settings)])
+        ServiceStartup(
+            "ingest",
+            broker,
+            settings,
+            on_start=build_handlers,
+            on_stop=close_spare,
+            background=[DlqDepthWatcher(settings)],
+        )
     )
 
 

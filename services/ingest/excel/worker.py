@@ -33,6 +33,7 @@ from typing import IO, Any, Final
 
 import bson
 
+from services.ingest.excel.bulk import run_columnar, stream_spool
 from services.ingest.excel.columns import match_header
 from services.ingest.excel.converters import load_zone
 from services.ingest.excel.sniff import sniff
@@ -143,8 +144,9 @@ def _open_path(path: Path, fmt: str, tmp: str) -> Path:
     return link
 
 
-def run_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Read, validate and spool one workbook (the worker's whole job, without process setup)."""
+def run_job(job: dict[str, Any], *, columnar: bool = True) -> dict[str, Any]:
+    """Read, validate and spool one workbook (the worker's whole job, without process setup).
+    `columnar=False` skips the column-wise path (tests compare the two)."""
     from python_calamine import CalamineWorkbook  # imported late: after the memory limit is set
 
     path = Path(job["path"])
@@ -154,6 +156,10 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         if found.format is None:
             return file_error(found.kind or "unsupported_format", found.message or "unsupported file")
         fmt = found.format
+    # Plain workbooks are decided column-wise (bulk.py); every other file goes on below.
+    fast = run_columnar(job, path, fmt) if columnar else None
+    if fast is not None:
+        return fast
     with tempfile.TemporaryDirectory(prefix="saleswire-parse-") as tmp:
         try:
             workbook = CalamineWorkbook.from_path(str(_open_path(path, fmt, tmp)))
@@ -230,6 +236,8 @@ def main() -> int:
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     try:
         answer = run_job(job)
+        if "totals" not in answer:
+            answer = stream_spool(job, answer)
     except MemoryError:
         answer = {"ok": False, "kind": "out_of_memory", "total_errors": 1, "errors": [], "sheet": None}
     answer["peak_rss_bytes"] = _peak_rss_bytes()

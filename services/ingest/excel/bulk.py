@@ -1,0 +1,185 @@
+"""The parse worker's column-wise path, and how its output leaves the worker.
+
+`run_columnar(job, path, fmt)` parses a plain workbook column-wise (columnar.py) and either
+spools its row documents (`spool_path`, the format `parse_workbook` has always had) or, when the
+job says `stream`, streams its stored chunks through the pipe the runner gave the worker at spawn
+(its fd is in SALESWIRE_PARSE_PIPE_FD) while it builds them. It answers None for every file it
+does not decide (columnar.py's docstring says which): the worker then parses the file with
+calamine and the row validator as before, and `stream_spool` sends that path's spool down the
+pipe as chunks, so the parent sees one protocol.
+
+Streaming protocol (stdout lines are JSON; the pipe carries concatenated BSON chunk documents):
+  1. stdout {"verdict": true, "ok": true, "rows": N, "sheet": ...}  — every row is valid; from
+     here on the chunks follow on the pipe, so the parent can accept the file and store them
+     while later chunks are still being built;
+  2. the chunks, then the pipe is closed;
+  3. stdout the final answer, with "totals" (shared.totals document, JSON-safe) on success.
+A file with errors writes nothing to the pipe: its verdict is the final answer alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import bson
+
+from services.ingest.excel import columnar
+from services.ingest.excel.converters import load_zone
+from services.ingest.excel.types import CellError
+from shared.currency import DEFAULT_CURRENCY
+from shared.sale_chunks import ChunkPacker
+from shared.totals import Totals, TotalsFold, from_document, to_document
+
+PIPE_WRITE_BYTES: Final = 1024 * 1024
+
+
+def totals_field(totals: Totals) -> str:
+    """The file's totals for the worker's JSON answer: shared.totals' own stored document, as
+    BSON in base64 (so Decimal, dates and every field of whichever Totals this release has)."""
+    return base64.b64encode(bson.encode(to_document(totals))).decode()
+
+
+_TZ_AWARE: Final[bson.CodecOptions[Mapping[str, Any]]] = bson.CodecOptions(tz_aware=True)
+
+
+def totals_from_field(text: str) -> Totals:
+    # Aware datetimes (UTC), as the database hands them to analytics.
+    return from_document(bson.decode(base64.b64decode(text), codec_options=_TZ_AWARE))
+
+
+def new_fold(job: dict[str, Any]) -> TotalsFold:
+    """The fold ingest always used for a file: the report's currency for rows without one, and the
+    file as the report's first source (its rows' file order is the report's)."""
+    return TotalsFold(job.get("currency") or DEFAULT_CURRENCY, {job["source_report_id"]: 0})
+
+
+def say(answer: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(answer, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+class PipeWriter:
+    """Buffered writes of whole documents to the stream pipe (blocks while the parent stores:
+    that is the back-pressure that bounds the worker's memory)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buffer: list[bytes | memoryview] = []
+        self.size = 0
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.buffer.append(data)
+        self.size += len(data)
+        if self.size >= PIPE_WRITE_BYTES:
+            self.flush()
+
+    def write_all(self, docs: Iterable[bytes]) -> None:
+        for doc in docs:
+            self.write(doc)
+
+    def flush(self) -> None:
+        if self.buffer:
+            data = memoryview(b"".join(self.buffer))
+            while data:
+                written = os.write(self.fd, data)
+                data = data[written:]
+        self.buffer.clear()
+        self.size = 0
+
+    def close(self) -> None:
+        self.flush()
+        os.close(self.fd)
+
+
+def stream_fd(job: dict[str, Any]) -> int | None:
+    """The chunk pipe of a streaming job: the runner passes its write end to the worker at spawn
+    (possibly before the job exists: a spare worker), and names it in the environment."""
+    if not job.get("stream"):
+        return None
+    return int(os.environ["SALESWIRE_PARSE_PIPE_FD"])
+
+
+def run_columnar(job: dict[str, Any], path: Path, fmt: str) -> dict[str, Any] | None:
+    """The worker's answer for a file decided column-wise, or None (parse it the old way)."""
+    try:
+        sheet = columnar.read_sheet(path, fmt)
+    except MemoryError:
+        raise
+    except Exception:
+        # A damaged file: the old path reads it again and words the error as it always has.
+        return None
+    if sheet is None:
+        return None
+    # The caps, worded as the old path words them from calamine's used range (the header is row
+    # 1, the columns start at `col_offset`): a sheet this large is not read a second time.
+    rows, columns = sheet.table.num_rows + 1, sheet.col_offset + sheet.table.num_columns
+    if rows > job["max_rows"] + 1 or columns > job["max_columns"]:
+        error = CellError(
+            sheet=sheet.name,
+            row=None,
+            column=None,
+            cell=None,
+            value=None,
+            code="sheet_too_large",
+            message=f"The first sheet spans {rows} rows and {columns} columns; at most {job['max_rows']} "
+            f"data rows and {job['max_columns']} columns are accepted.",
+        )
+        return {
+            "ok": False,
+            "kind": "sheet_too_large",
+            "total_errors": 1,
+            "errors": [error.to_dict()],
+            "sheet": sheet.name,
+        }
+    valid = columnar.validate_sheet(sheet, job, load_zone(job.get("timezone") or "UTC"))
+    del sheet
+    if valid is None:
+        return None
+    fd = stream_fd(job)
+    if fd is None:
+        with open(job["spool_path"], "wb") as spool:
+            for docs in columnar.row_batches(valid):
+                spool.write(columnar.documents_buffer(docs))
+        return {"ok": True, "rows": valid.rows, "sheet": valid.sheet}
+    say({"verdict": True, "ok": True, "rows": valid.rows, "sheet": valid.sheet})
+    pipe = PipeWriter(fd)
+    # The totals (currencies, first touches, links: shared.totals) are folded from the built rows,
+    # while the parent stores what was just written, on this process's own core.
+    fold = new_fold(job)
+    for chunks in columnar.chunk_batches(valid):
+        pipe.write_all(chunks)
+        for chunk in chunks:
+            for row in bson.decode(chunk)["rows"]:
+                fold.add(row)
+    pipe.close()
+    totals = fold.result()
+    return {"ok": True, "rows": valid.rows, "sheet": valid.sheet, "reader": "columnar", "totals": totals_field(totals)}
+
+
+def stream_spool(job: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
+    """The old path's valid spool, sent down the stream pipe as chunks (stream jobs only)."""
+    fd = stream_fd(job)
+    if fd is None or answer.get("ok") is not True:
+        return answer
+    say({"verdict": True, "ok": True, "rows": answer["rows"], "sheet": answer.get("sheet")})
+    pipe = PipeWriter(fd)
+    packer = ChunkPacker()
+    fold = new_fold(job)
+    batch: list[dict[str, Any]] = []
+    with open(job["spool_path"], "rb") as spool:
+        for row in bson.decode_file_iter(spool):
+            fold.add(row)
+            batch.append(row)
+            if len(batch) >= 5_000:
+                pipe.write_all(bson.encode(chunk) for chunk in packer.add(batch))
+                batch = []
+    pipe.write_all(bson.encode(chunk) for chunk in packer.add(batch))
+    pipe.write_all(bson.encode(chunk) for chunk in packer.flush())
+    pipe.close()
+    return {**answer, "reader": "rows", "totals": totals_field(fold.result())}

@@ -1,0 +1,308 @@
+"""`stream_workbook`: parse in the capped worker and store its chunks while it is still building
+later ones (instead of spooling every row, then reading the spool back and packing it).
+
+Same protections as `parse_workbook` (runner.py): the sniff in this process, the worker under its
+memory limit and, for the whole run, the parse timeout, its crash turned into an outcome. What
+changes is what leaves the worker: once every row has been checked it says so on stdout (the
+verdict), then writes the stored chunk documents (shared/sale_chunks.py, already packed and
+BSON-encoded) to a pipe, which this side reads in batches and hands to `store`; the worker's
+final answer carries the file's totals (shared/totals.py). A file with errors sends no chunk. A
+worker that dies after its verdict leaves an outcome that is not ok: the caller removes what was
+stored (the chunks have deterministic ids, so a redelivered command stores nothing twice either).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from bson.raw_bson import RawBSONDocument
+
+from services.ingest.excel.bulk import totals_from_field
+from services.ingest.excel.runner import (
+    PROJECT_ROOT,
+    WORKER_MODULE,
+    _file_outcome,
+    _interpret,
+    _watch_rss,
+    _worker_env,
+)
+from services.ingest.excel.sniff import sniff
+from services.ingest.excel.types import OUTCOME_KINDS, OutcomeKind, ParseJob, ParseLimits, ParseOutcome
+from shared.totals import Totals
+
+READ_BYTES: Final = 1024 * 1024
+
+# Takes a batch of RawBSONDocument chunks (the driver sends their bytes as they are).
+Store = Callable[[list[Any]], Awaitable[Any]]
+Accepted = Callable[[int], Awaitable[Any]]
+
+
+class SpareWorker:
+    """One parse worker started before it is needed, so that a small upload does not wait for a
+    Python start and the worker's imports (≈ 0.2–0.3 s, most of a 10 000-row file's parse).
+
+    Still one process per file, with the same caps: the spare has only imported its modules and
+    waits for its job on stdin; the memory limit is set once the job arrives, before any reader is
+    imported, and the parse timeout runs from the moment the job is handed over. The next spare is
+    started only after a file is done, so no idle worker sits beside a large parse."""
+
+    def __init__(self) -> None:
+        self._ready: tuple[asyncio.subprocess.Process, int] | None = None
+        self._starting: asyncio.Task[None] | None = None
+
+    async def take(self) -> tuple[asyncio.subprocess.Process, int]:
+        """A started worker and the read end of its chunk pipe (its write end is fd `pipe_fd`)."""
+        if self._starting is not None:
+            with contextlib.suppress(Exception):
+                await self._starting
+            self._starting = None
+        ready, self._ready = self._ready, None
+        if ready is not None and ready[0].returncode is None:
+            return ready
+        if ready is not None:
+            os.close(ready[1])
+        return await _spawn()
+
+    def refill(self) -> None:
+        if self._ready is None and self._starting is None:
+            self._starting = asyncio.ensure_future(self._start())
+
+    async def _start(self) -> None:
+        self._ready = await _spawn()
+
+    async def close(self) -> None:
+        if self._starting is not None:
+            with contextlib.suppress(Exception):
+                await self._starting
+            self._starting = None
+        if self._ready is not None:
+            proc, fd = self._ready
+            self._ready = None
+            os.close(fd)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+
+async def _spawn() -> tuple[asyncio.subprocess.Process, int]:
+    read_fd, write_fd = os.pipe()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            WORKER_MODULE,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=str(PROJECT_ROOT),
+            env=_worker_env() | {"SALESWIRE_PARSE_PIPE_FD": str(write_fd)},
+            pass_fds=(write_fd,),
+        )
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    return proc, read_fd
+
+
+@dataclass
+class StreamResult:
+    outcome: ParseOutcome
+    totals: Totals | None = None
+    # Seconds since the call, by step: sniffed, spawned, verdict, first_chunk, parsed, stored.
+    timeline: dict[str, float] = field(default_factory=dict)
+    chunks: int = 0
+    # Which path decided the file: "columnar" (bulk.py) or "rows" (calamine + RowValidator).
+    reader: str | None = None
+
+
+async def stream_workbook(
+    job: ParseJob,
+    limits: ParseLimits,
+    *,
+    store: Store,
+    accepted: Accepted,
+    batch_chunks: int = 50,
+    spare: SpareWorker | None = None,
+) -> StreamResult:
+    started = time.monotonic()
+    timeline: dict[str, float] = {}
+
+    def mark(step: str) -> None:
+        timeline[step] = round(time.monotonic() - started, 3)
+
+    try:
+        found = await asyncio.to_thread(sniff, job.path, limits)
+    except Exception as exc:
+        return StreamResult(
+            _file_outcome(
+                "unreadable_file",
+                "The file is damaged and could not be read as a spreadsheet.",
+                elapsed_seconds=time.monotonic() - started,
+                diagnostic=f"sniff failed: {exc!r}",
+            ),
+            timeline=timeline,
+        )
+    mark("sniffed")
+    if found.format is None:
+        kind: OutcomeKind = found.kind if found.kind in OUTCOME_KINDS else "unsupported_format"  # type: ignore[assignment]
+        return StreamResult(
+            _file_outcome(
+                kind,
+                found.message or "The file is not a spreadsheet.",
+                sheet=found.sheet,
+                elapsed_seconds=time.monotonic() - started,
+            ),
+            timeline=timeline,
+        )
+    proc, read_fd = await (spare.take() if spare is not None else _spawn())
+    payload = json.dumps(
+        {
+            "path": str(job.path),
+            "spool_path": str(job.spool_path),
+            "stream": True,
+            "format": found.format,
+            "timezone": job.timezone,
+            "currency": getattr(job, "currency", None),
+            "max_errors": limits.max_listed_errors,
+            "max_rows": limits.max_rows,
+            "max_columns": limits.max_columns,
+            "memory_bytes": limits.memory_bytes,
+            "report_id": job.report_id,
+            "source_report_id": job.source_report_id,
+            "channel_id": job.channel_id,
+            "creator_id": job.creator_id,
+        }
+    ).encode()
+    mark("spawned")
+    peak = [0]
+    watcher = asyncio.create_task(_watch_rss(proc.pid, peak))
+    lines: list[bytes] = []
+    stderr = bytearray()
+    counted = [0]
+
+    async def read_stdout() -> None:
+        assert proc.stdout is not None
+        async for line in proc.stdout:
+            lines.append(line)
+            answer = _json(line)
+            if answer is not None and answer.get("verdict") is True:
+                mark("verdict")
+                await accepted(int(answer.get("rows") or 0))
+
+    async def read_stderr() -> None:
+        assert proc.stderr is not None
+        stderr.extend(await proc.stderr.read())
+
+    async def read_chunks() -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=READ_BYTES)
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0)
+        )
+        pending: asyncio.Task[Any] | None = None
+        batch: list[RawBSONDocument] = []
+        try:
+            while True:
+                head = await reader.read(4)
+                if not head:
+                    break
+                if len(head) < 4:
+                    try:
+                        head += await reader.readexactly(4 - len(head))
+                    except asyncio.IncompleteReadError:
+                        break
+                size = int.from_bytes(head, "little")
+                try:
+                    body = await reader.readexactly(size - 4)
+                except asyncio.IncompleteReadError:
+                    break  # the worker died mid-chunk: its outcome says so, the part is dropped
+                batch.append(RawBSONDocument(head + body))
+                if counted[0] == 0 and len(batch) == 1:
+                    mark("first_chunk")
+                if len(batch) >= batch_chunks:
+                    # One insert in flight while the next batch is read: the worker keeps building.
+                    if pending is not None:
+                        await pending
+                    counted[0] += len(batch)
+                    pending = asyncio.ensure_future(store(batch))
+                    batch = []
+            if pending is not None:
+                await pending
+            if batch:
+                counted[0] += len(batch)
+                await store(batch)
+        finally:
+            transport.close()
+
+    assert proc.stdin is not None
+    proc.stdin.write(payload)
+    proc.stdin.close()
+    timed_out = False
+    tasks = [asyncio.ensure_future(t) for t in (read_stdout(), read_stderr(), read_chunks())]
+    try:
+        try:
+            async with asyncio.timeout(limits.timeout_seconds):
+                await asyncio.gather(*tasks)
+                await proc.wait()
+        except TimeoutError:
+            timed_out = True
+    finally:
+        watcher.cancel()
+        for task in tasks:
+            task.cancel()
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await asyncio.shield(proc.wait())
+        if spare is not None:
+            spare.refill()
+    mark("stored")
+    elapsed = time.monotonic() - started
+    common: dict[str, Any] = {
+        "format": found.format,
+        "elapsed_seconds": elapsed,
+        "peak_rss_bytes": peak[0] or None,
+        "sheet": found.sheet,
+    }
+    if timed_out:
+        outcome = _file_outcome(
+            "parse_timeout",
+            f"The file could not be read within the time limit ({limits.timeout_seconds:g} s).",
+            diagnostic="killed after timeout",
+            **common,
+        )
+        return StreamResult(outcome, timeline=timeline, chunks=counted[0])
+    stdout = b"".join(lines)
+    outcome = _interpret(proc.returncode, stdout, bytes(stderr), limits, common)
+    final = _json(lines[-1]) if lines else None
+    totals = None
+    if outcome.ok:
+        raw = final.get("totals") if final else None
+        if not isinstance(raw, str):
+            outcome = _file_outcome(
+                "unreadable_file", "The file could not be read.", diagnostic="worker sent no totals", **common
+            )
+        else:
+            totals = totals_from_field(raw)
+    reader = final.get("reader") if final else None
+    return StreamResult(
+        outcome, totals=totals, timeline=timeline, chunks=counted[0], reader=reader if isinstance(reader, str) else None
+    )
+
+
+def _json(line: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
