@@ -6,6 +6,7 @@ Run: `uvicorn services.gateway.main:app` (settings from SALESWIRE_* environment 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -19,6 +20,7 @@ from pymongo.errors import PyMongoError
 from services.gateway.coalesce import ReadCoalescer, ReadCoalescingMiddleware
 from services.gateway.middleware import RequestContextMiddleware
 from services.gateway.routes import connections, exports, report_inputs, sales
+from services.gateway.token_cache import VerifiedTokens
 from shared.broker import Bus, declare_topology, make_broker
 from shared.logging import configure_logging
 from shared.mongo import ensure_indexes, make_client
@@ -46,13 +48,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.bus = Bus(broker, settings)
         await ensure_indexes(app.state.db)
         await _connect_with_retry(broker, settings)
+        watching = asyncio.create_task(tokens.watch(app.state.db), name="token-watch")
         yield
+        watching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watching
         await broker.stop()
         await mongo.close()
 
     app = FastAPI(title="Saleswire", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
     reads = ReadCoalescer()
     app.state.reads = reads
+    tokens = VerifiedTokens()
+    app.state.tokens = tokens
     app.add_middleware(ReadCoalescingMiddleware, reads=reads)
     app.add_middleware(RequestContextMiddleware)
 
