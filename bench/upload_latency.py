@@ -72,10 +72,12 @@ def main() -> None:
     finally:
         mongo.remove()
     p, a, g = statistics.median(parse_alone), statistics.median(answered), statistics.median(in_ingest)
+    around = statistics.median(x - y for x, y in zip(answered, in_ingest, strict=True))
     print(
         f"median of {args.rounds}: parse alone {p:.3f} s; upload 200 after {a:.3f} s = {a / p:.2f}x the parse alone "
-        f"(target <= 1.5x); ingest's own parse {g:.3f} s ({g / p:.2f}x), everything around it {a - g:.3f} s; "
-        f"per round: {', '.join(f'{x / y:.2f}' for x, y in zip(answered, parse_alone, strict=True))}"
+        f"(target <= 1.5x); ingest's own parse {g:.3f} s ({g / p:.2f}x); everything around it (per round, "
+        f"median) {around:.3f} s; ratio per round: "
+        f"{', '.join(f'{x / y:.2f}' for x, y in zip(answered, parse_alone, strict=True))}"
     )
 
 
