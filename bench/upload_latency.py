@@ -1,6 +1,7 @@
 """How long a small upload waits for its 200, against the parse alone of the same file, same run.
 
     .venv/bin/python -m bench.upload_latency [--rows 10000] [--rounds 5]
+    .venv/bin/python -m bench.upload_latency --rows 1000000 --rounds 1   # the gateway's peak RSS at 1 M rows
 
 The workbook is bench/workbooks.py's (the file bench.parse reads). Named baseline: bench.parse's
 "ours" on that file (services.ingest.excel.parse_workbook in a fresh process: sniff, worker
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 
 from bench.parse import measure
+from bench.pipeline import status_mb
 from bench.workbooks import workbook
 from tests.infra import ensure_rabbitmq, rabbit_url
 from tests.reliability.harness import SecantusProcess, running_stack, upload
@@ -48,8 +50,16 @@ def main() -> None:
     mongo = SecantusProcess()
     mongo.start()
     try:
-        with running_stack(mongo.url, rabbit_url(), max_upload_bytes=200 * 1024**2) as stack:
-            upload(stack, "bench", content, name="warm-up")
+        with running_stack(
+            mongo.url,
+            rabbit_url(),
+            max_upload_bytes=200 * 1024**2,
+            validation_wait_seconds=1800,
+            parse_timeout_seconds=1800,
+            parse_memory_bytes=4 * 1024**3,
+        ) as stack:
+            if args.rows <= 100_000:
+                upload(stack, "bench", content, name="warm-up")
             parse_alone: list[float] = []
             answered: list[float] = []
             in_ingest: list[float] = []
@@ -60,11 +70,14 @@ def main() -> None:
                         parse_alone.append(float(measure("ours", path)["seconds"]))
                         continue
                     started = time.perf_counter()
-                    r = upload(stack, "bench", content, name=f"bench-{i}")
+                    r = upload(stack, "bench", content, name=f"bench-{i}", timeout=1800)
                     answered.append(time.perf_counter() - started)
                     assert r.status_code == 200, r.text
                     assert r.json()["status"] != "pending", "the verdict did not come within the wait"
                     in_ingest.append(ingest_parse_seconds(stack.processes["ingest"].log_path) or float("nan"))
+                gateway = stack.processes["gateway"].proc
+                assert gateway is not None
+                print(f"gateway peak RSS so far (VmHWM): {status_mb(gateway.pid):.0f} MB (target < 150 MB at 1 M rows)")
                 print(
                     f"round {i}: parse alone {parse_alone[-1]:.3f} s, upload answered 200 after {answered[-1]:.3f} s "
                     f"(ingest's parse inside it {in_ingest[-1]:.3f} s)"
