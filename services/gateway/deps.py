@@ -58,12 +58,15 @@ async def current_user(
     state = request.app.state
     db: AsyncDatabase[Document] = state.db
     reads: ReadCoalescer = state.reads
-    tokens: VerifiedTokens = state.tokens
     # Verified tokens are remembered while the tokens collection is watched (token_cache.py), so
     # most requests authenticate without a round trip; a miss still joins an identical read in flight.
-    user = await tokens.lookup(
-        token_hash, lambda: reads.read(("token", token_hash), lambda: user_for_token_hash(db, token_hash))
-    )
+    # An app assembled without create_app (a test's router, a tool) has no cache and reads each time.
+    tokens: VerifiedTokens | None = getattr(state, "tokens", None)
+
+    async def read() -> User | None:
+        return await reads.read(("token", token_hash), lambda: user_for_token_hash(db, token_hash))
+
+    user = await (read() if tokens is None else tokens.lookup(token_hash, read))
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked token", {"WWW-Authenticate": "Bearer"})
     return user
