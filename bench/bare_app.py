@@ -1,29 +1,89 @@
-"""The baseline of bench/gateway_load.py: a bare FastAPI app answering the same routes with a
-constant body of the same shape, no auth, no database."""
+"""The baseline of bench/gateway_load.py: a bare FastAPI app doing the same database reads as the
+gateway for the same two routes, written the way FastAPI's tutorial writes them (query parameters
+one by one, `response_model` serialisation), and nothing else: no authentication round trip (the
+token → user map is read once at start-up), no middleware, no coalescing, no metrics.
+
+    uvicorn bench.bare_app:app      (SALESWIRE_* environment variables name the database)
+
+Its reads are the gateway's own functions (`services.gateway.reports`), so both apps ask
+SecantusDB exactly the same questions per request and the ratio measures what the gateway adds.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Header, HTTPException, Query, Request
 
-app = FastAPI()
-REPORT: dict[str, Any] = {
-    "id": "r", "name": "n", "created_at": "2024-01-01T00:00:00Z", "channel_id": -1001234567890,
-    "status": "success", "budget": 1000.0, "profit": 500.5, "creator_id": 1, "error_message": None,
-    "updated_at": "2024-01-01T00:00:00Z", "subs": 5, "sales": 2, "leads": 1, "funnel": 1, "avg_sale": 3.0,
-    "avg_funnel": 0.5, "avg_lead": 1.0, "premium_percent": 20.0, "username_percent": 40.0,
-    "source_reports": [], "romi": -49.95, "cpf": 1000.0, "cpl": 1000.0, "cac": 500.0, "cpc": 200.0,
-    "cr_leads": 20.0, "cr_sales": 40.0, "cr_funnel": 20.0,
-}  # fmt: skip
-ROWS = [{"user_id": i, "status": "sale", "purchase_amount": 300.0} for i in range(10)]
+from services.gateway import reports
+from services.gateway.auth import User, hash_token
+from services.gateway.schemas import ReportRequest, ReportSchema, SaleOrderBy, SaleRowSchema
+from shared.mongo import COLLECTIONS, make_client
+from shared.settings import get_settings
 
 
-@app.post("/sales/analytic/report")
-async def report(body: dict[str, Any]) -> dict[str, Any]:
-    return REPORT
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = get_settings()
+    mongo = make_client(settings)
+    app.state.db = mongo[settings.mongo_db]
+    app.state.users = {
+        t["_id"]: User(int(t["user_id"]), str(t.get("user_name") or ""))
+        async for t in app.state.db[COLLECTIONS.tokens].find({"revoked_at": None})
+    }
+    yield
+    await mongo.close()
 
 
-@app.get("/sales/analytic/{channel_id}/{source_report_id}/sales")
-async def sales(channel_id: int, source_report_id: str, status: str) -> list[dict[str, Any]]:
-    return ROWS
+app = FastAPI(lifespan=lifespan)
+
+
+def _user(request: Request, authorization: str) -> User:
+    user: User | None = request.app.state.users.get(hash_token(authorization.removeprefix("Bearer ")))
+    if user is None:
+        raise HTTPException(401, "unknown token")
+    return user
+
+
+@app.post("/sales/analytic/report", response_model=ReportSchema)
+async def report(request: Request, body: ReportRequest, authorization: Annotated[str, Header()] = "") -> Any:
+    view = await reports.report_view(request.app.state.db, _user(request, authorization), body.report_id)
+    if view is None:
+        raise HTTPException(404, "report not found")
+    return view
+
+
+@app.get("/sales/analytic/{channel_id}/{source_report_id}/sales", response_model=list[SaleRowSchema])
+async def sales(
+    request: Request,
+    channel_id: int,
+    source_report_id: str,
+    status: Literal["lead", "sale", "funnel"],
+    product: str | None = None,
+    is_premium: bool | None = None,
+    start_date: datetime | None = None,
+    end_date: datetime | None = None,
+    is_null_invite_link: bool | None = None,
+    order_by: SaleOrderBy | None = None,
+    order_dir: Literal["asc", "desc"] = "asc",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    authorization: Annotated[str, Header()] = "",
+) -> Any:
+    user = _user(request, authorization)
+    db = request.app.state.db
+    query = reports.sales_query(
+        source_report_id, status, product, is_premium, start_date, end_date, is_null_invite_link
+    )
+    rows = await reports.list_sales(db, reports.owned(query, user, channel_id), order_by, order_dir, limit, offset)
+    if not rows and await reports.find_source_report(db, user, channel_id, source_report_id) is None:
+        raise HTTPException(404, "source report not found")
+    return rows
+
+
+@app.get("/ready")
+async def ready() -> dict[str, bool]:
+    return {"ready": True}

@@ -78,13 +78,14 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
-async def _drive(host: str, port: int, requests: list[bytes], clients: int, seconds: float) -> LoadResult:
+async def _drive(host: str, port: int, walks: list[list[bytes]], starts: list[int], seconds: float) -> LoadResult:
     result = LoadResult()
     stop = time.perf_counter() + seconds
 
     async def client(n: int) -> None:
         reader, writer = await asyncio.open_connection(host, port)
-        i = n
+        requests = walks[n]
+        i = starts[n]
         try:
             while time.perf_counter() < stop:
                 started = time.perf_counter()
@@ -97,7 +98,7 @@ async def _drive(host: str, port: int, requests: list[bytes], clients: int, seco
             writer.close()
 
     began = time.perf_counter()
-    await asyncio.gather(*(client(n) for n in range(clients)))
+    await asyncio.gather(*(client(n) for n in range(len(walks))))
     result.elapsed = time.perf_counter() - began
     return result
 
@@ -105,7 +106,13 @@ async def _drive(host: str, port: int, requests: list[bytes], clients: int, seco
 def run_load(base_url: str, requests: list[bytes], clients: int, seconds: float) -> LoadResult:
     """Closed-loop load: each of `clients` connections cycles through `requests` (offset by its
     number, so the mix is even at every moment) until `seconds` have passed."""
+    return run_walks(base_url, [requests] * clients, seconds, starts=list(range(clients)))
+
+
+def run_walks(base_url: str, walks: list[list[bytes]], seconds: float, starts: list[int] | None = None) -> LoadResult:
+    """Closed-loop load: one connection per walk, each cycling through its own requests (from
+    `starts[n]`, else the top) until `seconds` have passed."""
     parts = urlsplit(base_url)
     assert parts.hostname is not None
     assert parts.port is not None
-    return uvloop.run(_drive(parts.hostname, parts.port, requests, clients, seconds))
+    return uvloop.run(_drive(parts.hostname, parts.port, walks, starts or [0] * len(walks), seconds))

@@ -60,7 +60,11 @@ async def revoke_token(db: AsyncDatabase[Document], token: str) -> bool:
 
 
 async def user_for_token(db: AsyncDatabase[Document], token: str) -> User | None:
-    record = await db[COLLECTIONS.tokens].find_one({"_id": hash_token(token), "revoked_at": None})
+    return await user_for_token_hash(db, hash_token(token))
+
+
+async def user_for_token_hash(db: AsyncDatabase[Document], token_hash: str) -> User | None:
+    record = await db[COLLECTIONS.tokens].find_one({"_id": token_hash, "revoked_at": None})
     if record is None:
         return None
     if record.get("user_name") is not None:

@@ -52,27 +52,49 @@ class ReadCoalescer:
     async def read(self, key: Hashable, fetch: Callable[[], Awaitable[T]], joins: Counter = READS_COALESCED) -> T:
         """`fetch()`'s result, shared with every identical read issued while it runs (`joins`
         counts the reads that got it without running their own)."""
-        slot = (self.epoch, key)
-        shared = self._in_flight.get(slot)
-        if shared is None:
-            shared = asyncio.ensure_future(fetch())
-            self._in_flight[slot] = shared
-            shared.add_done_callback(partial(self._finished, slot))
-        else:
+        while True:
+            slot = (self.epoch, key)
+            shared = self._in_flight.get(slot)
+            if shared is None:
+                return await self._lead(slot, fetch)
             self.joined += 1
             joins.inc()
-        # Shielded: one client hanging up must not cancel the read the others wait on.
-        result: T = await asyncio.shield(shared)
-        return result
+            try:
+                # Shielded: one joiner hanging up must not cancel the answer the others wait on.
+                result: T = await asyncio.shield(shared)
+                return result
+            except _LeaderLeft:
+                continue  # the request running it was cancelled: run (or join) a fresh one
+
+    async def _lead(self, slot: tuple[int, Hashable], fetch: Callable[[], Awaitable[T]]) -> T:
+        # The first reader runs the fetch in its own task and hands the result to the others
+        # through a future: no task of its own per read (most reads are never joined, and a task
+        # and a shield per read were a measurable share of a request's CPU).
+        shared: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._in_flight[slot] = shared
+        try:
+            result = await fetch()
+        except asyncio.CancelledError:
+            shared.set_exception(_LeaderLeft())
+            raise
+        except BaseException as exc:
+            shared.set_exception(exc)
+            raise
+        else:
+            shared.set_result(result)
+            return result
+        finally:
+            if self._in_flight.get(slot) is shared:
+                del self._in_flight[slot]
+            if shared.done() and not shared.cancelled():
+                shared.exception()  # retrieved here, so a failure nobody joined is not logged as lost
 
     def new_epoch(self) -> None:
         self.epoch += 1
 
-    def _finished(self, slot: tuple[int, Hashable], done: asyncio.Future[Any]) -> None:
-        if self._in_flight.get(slot) is done:
-            del self._in_flight[slot]
-        if not done.cancelled():
-            done.exception()  # retrieved here, so a failure nobody waits for any more is not logged as lost
+
+class _LeaderLeft(Exception):
+    """The request running a shared read was cancelled before it finished."""
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,10 @@ class NewReport:
     exchange_rates: dict[str, Decimal]
 
 
+# How long one change-stream read waits on the server before the deadline is looked at again.
+VERDICT_AWAIT_MS = 250
+
+
 class Unavailable(Exception):
     """The broker did not take the command: nothing was accepted, the caller may retry."""
 
@@ -197,30 +201,70 @@ async def _await_verdict(
     stored: StoredUpload,
 ) -> Outcome:
     deadline = time.monotonic() + settings.validation_wait_seconds
+    verdict = await _watch_for_verdict(db, source_report_id, deadline)
+    if verdict is None:
+        verdict = await _poll_for_verdict(db, source_report_id, deadline)
+    if verdict is None:
+        # Still being read: answer now; the report's status tells the rest.
+        return Outcome(200, {"report_id": report_id, "status": "pending"})
+    if verdict["ok"]:
+        report = await db[COLLECTIONS.reports].find_one({"_id": report_id}, projection={"status": 1})
+        return Outcome(200, {"report_id": report_id, "status": (report or {}).get("status", "processing")})
+    # A rejected file leaves nothing behind.
+    await _forget(db, bucket, report_id, stored)
+    if verdict.get("kind") == "unsupported_format":
+        return Outcome(415, {"detail": verdict.get("detail") or "the file is not a spreadsheet"})
+    return Outcome(409, {"detail": verdict["detail"], "errors": verdict.get("errors", [])})
+
+
+async def _read_verdict(db: AsyncDatabase[Document], source_report_id: str) -> dict[str, Any] | None:
+    source = await db[COLLECTIONS.source_reports].find_one({"_id": source_report_id}, projection={"verdict": 1})
+    verdict: dict[str, Any] | None = source.get("verdict") if source else None
+    return verdict
+
+
+async def _watch_for_verdict(
+    db: AsyncDatabase[Document], source_report_id: str, deadline: float
+) -> dict[str, Any] | None:
+    """The verdict as soon as ingest writes it: a change stream on the one source report wakes us
+    the moment its document changes (a poll noticed it up to 250 ms late, and a small file's whole
+    parse takes about that). The read right after the stream opens catches a verdict written
+    before. None when the deadline passes or the stream cannot be used (no replica set, an outage):
+    the caller then polls for whatever time is left."""
+    try:
+        async with await db[COLLECTIONS.source_reports].watch(
+            [{"$match": {"documentKey._id": source_report_id}}], max_await_time_ms=VERDICT_AWAIT_MS
+        ) as stream:
+            while True:
+                verdict = await _read_verdict(db, source_report_id)
+                if verdict is not None:
+                    return verdict
+                while await stream.try_next() is None:
+                    if time.monotonic() >= deadline:
+                        return None
+    except PyMongoError as exc:
+        log.warning("verdict change stream unavailable, polling: %r", exc)
+        return None
+
+
+async def _poll_for_verdict(
+    db: AsyncDatabase[Document], source_report_id: str, deadline: float
+) -> dict[str, Any] | None:
     delay = 0.02
     while time.monotonic() < deadline:
         try:
-            source = await db[COLLECTIONS.source_reports].find_one({"_id": source_report_id}, projection={"verdict": 1})
+            verdict = await _read_verdict(db, source_report_id)
         except PyMongoError as exc:
             # The upload is accepted (the command is durable): a database outage while we wait
             # must not turn it into an error the caller would retry as a second report.
             log.warning("database unavailable while awaiting the verdict: %r", exc)
             await asyncio.sleep(0.5)
             continue
-        verdict: dict[str, Any] | None = source.get("verdict") if source else None
         if verdict is not None:
-            if verdict["ok"]:
-                report = await db[COLLECTIONS.reports].find_one({"_id": report_id}, projection={"status": 1})
-                return Outcome(200, {"report_id": report_id, "status": (report or {}).get("status", "processing")})
-            # A rejected file leaves nothing behind.
-            await _forget(db, bucket, report_id, stored)
-            if verdict.get("kind") == "unsupported_format":
-                return Outcome(415, {"detail": verdict.get("detail") or "the file is not a spreadsheet"})
-            return Outcome(409, {"detail": verdict["detail"], "errors": verdict.get("errors", [])})
+            return verdict
         await asyncio.sleep(delay)
         delay = min(delay * 1.5, 0.25)
-    # Still being read: answer now; the report's status tells the rest.
-    return Outcome(200, {"report_id": report_id, "status": "pending"})
+    return None
 
 
 async def _forget(db: AsyncDatabase[Document], bucket: AsyncGridFSBucket, report_id: str, stored: StoredUpload) -> None:

@@ -8,8 +8,9 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.gateway.auth import User, user_for_token
+from services.gateway.auth import User, hash_token, user_for_token_hash
 from services.gateway.coalesce import ReadCoalescer
+from services.gateway.token_cache import VerifiedTokens
 from shared.broker import Bus
 from shared.mongo import Document
 from shared.settings import Settings
@@ -54,10 +55,19 @@ async def current_user(
     # "Gateway load").
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token", {"WWW-Authenticate": "Bearer"})
-    token = credentials.credentials
-    db: AsyncDatabase[Document] = request.app.state.db
-    reads: ReadCoalescer = request.app.state.reads
-    user = await reads.read(("token", token), lambda: user_for_token(db, token))
+    token_hash = hash_token(credentials.credentials)
+    state = request.app.state
+    db: AsyncDatabase[Document] = state.db
+    reads: ReadCoalescer = state.reads
+    # Verified tokens are remembered while the tokens collection is watched (token_cache.py), so
+    # most requests authenticate without a round trip; a miss still joins an identical read in flight.
+    # An app assembled without create_app (a test's router, a tool) has no cache and reads each time.
+    tokens: VerifiedTokens | None = getattr(state, "tokens", None)
+
+    async def read() -> User | None:
+        return await reads.read(("token", token_hash), lambda: user_for_token_hash(db, token_hash))
+
+    user = await (read() if tokens is None else tokens.lookup(token_hash, read))
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked token", {"WWW-Authenticate": "Bearer"})
     return user

@@ -5,6 +5,8 @@ Run: `uvicorn services.gateway.main:app` (settings from SALESWIRE_* environment 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -19,6 +21,7 @@ import services.gateway.web as web_page
 from services.gateway.coalesce import ReadCoalescer, ReadCoalescingMiddleware
 from services.gateway.middleware import RequestContextMiddleware
 from services.gateway.routes import connections, exports, report_inputs, sales
+from services.gateway.token_cache import VerifiedTokens
 from shared.broker import Bus, make_broker
 from shared.logging import configure_logging
 from shared.mongo import Document
@@ -50,11 +53,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.broker = broker
         app.state.bus = Bus(broker, settings)
         async with startup.running():
-            yield
+            # Verified tokens are cached only while this change stream is open (token_cache.py).
+            watching = asyncio.create_task(tokens.watch(startup.db), name="token-watch")
+            try:
+                yield
+            finally:
+                watching.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watching
 
     app = FastAPI(title="Saleswire", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
     reads = ReadCoalescer()
     app.state.reads = reads
+    tokens = VerifiedTokens()
+    app.state.tokens = tokens
     app.add_middleware(ReadCoalescingMiddleware, reads=reads)
     app.add_middleware(RequestContextMiddleware)
 

@@ -309,3 +309,25 @@ async def test_a_read_request_after_a_write_answered_does_not_join_one_begun_bef
     app.release.set()
     await asyncio.gather(early, late)
     assert app.runs == 2
+
+
+async def test_a_read_runs_in_its_callers_task_and_a_cancelled_leader_hands_over() -> None:
+    reads = ReadCoalescer()
+    caller = asyncio.current_task()
+
+    async def where() -> object:
+        return asyncio.current_task()
+
+    assert await reads.read("where", where) is caller  # no task of its own per read
+
+    fetch = CountingFetch()
+    leader = asyncio.ensure_future(reads.read("k", fetch))
+    await asyncio.sleep(0)
+    joiner = asyncio.ensure_future(reads.read("k", fetch))
+    await asyncio.sleep(0)
+    leader.cancel()
+    await asyncio.sleep(0)
+    fetch.release.set()
+    assert await joiner == "answer"  # ran its own fetch once the leader left
+    assert fetch.calls == 2
+    assert reads._in_flight == {}
