@@ -12,7 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from shared.currency import DEFAULT_CURRENCY
-from shared.links_answer import LINKS_JSON_FIELD, encode_links
+from shared.links_answer import LINKS_ANSWER_COLLECTION, LINKS_JSON_FIELD, answer_document, encode_links
 from shared.mongo import COLLECTIONS, Document
 from shared.sale_chunks import rows_pipeline
 from shared.sale_rows import ACTION_STATUSES
@@ -331,6 +331,7 @@ class AnalyticsRepository:
         self.sources = db[COLLECTIONS.source_reports]
         self.sales = db[COLLECTIONS.sales]
         self.links = db[COLLECTIONS.report_links]
+        self.links_answers = db[LINKS_ANSWER_COLLECTION]
 
     async def report(self, report_id: str) -> Document | None:
         return await self.reports.find_one({"_id": report_id})
@@ -436,16 +437,18 @@ class AnalyticsRepository:
             # The answer's bytes, made once here, so that the gateway's read is one field.
             LINKS_JSON_FIELD: Binary(encode_links(links)),
         }
+        newer_or_equal = {
+            "_id": report_id,
+            "computed_from": {"$not": {"$gt": computed_from}},
+            "applied_inputs_version": {"$not": {"$gt": inputs_version}},
+        }
         try:
-            await self.links.update_one(
-                {
-                    "_id": report_id,
-                    "computed_from": {"$not": {"$gt": computed_from}},
-                    "applied_inputs_version": {"$not": {"$gt": inputs_version}},
-                },
-                {"$set": document},
-                upsert=True,
-            )
+            await self.links.update_one(newer_or_equal, {"$set": document}, upsert=True)
+            # The answer's bytes alone in their own document, under the same guards: SecantusDB
+            # reads a whole document whatever the projection, so the gateway's read of a 10 000-link
+            # answer is one small document, not the entries beside it (shared/links_answer.py).
+            answer = answer_document(creator_id, inputs_version, computed_from, links)
+            await self.links_answers.update_one(newer_or_equal, {"$set": answer}, upsert=True)
         except DuplicateKeyError:  # the stored table is newer: the upsert found no match and collided
             return False
         return True

@@ -46,6 +46,9 @@ async def report_view(db: AsyncDatabase[Document], user: User, report_id: str) -
             [
                 {"$match": {"_id": report_id, "creator_id": user.id}},
                 {"$limit": 1},
+                # The raw totals of the last pass (per link, per currency) are analytics' own and can
+                # be megabytes for a report of many links: never decoded here.
+                {"$project": {"totals": 0}},
                 {
                     "$lookup": {
                         "from": COLLECTIONS.source_reports,

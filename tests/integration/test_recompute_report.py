@@ -5,6 +5,7 @@ from rows and a recompute from new inputs overlap, in either order."""
 from __future__ import annotations
 
 import asyncio
+import json
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from services.analytics.handlers import AnalyticsHandlers
 from services.analytics.repository import AnalyticsRepository
 from shared import contracts
 from shared.broker import Bus, declare_topology, make_broker
+from shared.links_answer import LINKS_ANSWER_COLLECTION, LINKS_JSON_FIELD, encode_links
 from shared.mongo import COLLECTIONS, Document
 from shared.sale_chunks import pack
 from shared.settings import Settings
@@ -183,6 +185,11 @@ async def test_new_inputs_during_a_recompute_from_rows_are_not_lost(
     links = await db[COLLECTIONS.report_links].find_one({"_id": "r"})
     assert links is not None and links["applied_inputs_version"] == version
     assert sum(entry["subs"] for entry in links["links"]) == 4
+    # The gateway's one read: the answer's bytes alone, saved under the same guards, for the same state.
+    answer = await db[LINKS_ANSWER_COLLECTION].find_one({"_id": "r"})
+    assert answer is not None and answer["applied_inputs_version"] == version
+    assert bytes(answer[LINKS_JSON_FIELD]) == encode_links(links["links"])
+    assert sum(entry["subs"] for entry in json.loads(answer[LINKS_JSON_FIELD])) == 4
 
 
 async def test_a_recompute_from_new_inputs_that_saves_last_keeps_the_newest_rows(

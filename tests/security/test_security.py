@@ -61,8 +61,15 @@ def _call(
     if "multipart/form-data" in content:
         kwargs["files"] = {"file": ("a.xlsx", workbook_bytes(RU_HEADERS, CAMPAIGN_ROWS), XLSX)}
     elif "application/json" in content:
-        kwargs["json"] = {"report_id": values["report_id"], **fill.get("json", {})}
+        kwargs["json"] = REPORT_BODIES.get((method, path)) or {"report_id": values["report_id"], **fill.get("json", {})}
     return httpx.request(method.upper(), url, **kwargs)
+
+
+# Report routes whose JSON body is not `{"report_id"}` (the id is in their path): a valid body each.
+REPORT_BODIES: dict[tuple[str, str], Any] = {
+    ("put", "/sales/analytic/report/{report_id}/exchange-rates"): {"USD": 95},
+    ("put", "/sales/analytic/report/{report_id}/links/costs"): {"https://t.me/+security": 100},
+}
 
 
 def _token_cli(stack: Stack, *args: str) -> None:
