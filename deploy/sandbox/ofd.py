@@ -237,18 +237,27 @@ class Totals:
 
 
 def _sort_value(row: dict[str, Any], key: str) -> Any:
-    return {
-        "date": row.get("start"),
-        "income": row["income"]["total"],
-        "income_return": row["income_return"]["total"],
-        "cash": row["income"]["cashTotal"],
-        "ecash": row["income"]["ecashTotal"],
-        "checks": row["checks"],
-        "checks_income": row["checks_income"],
-        "avg_receipt": row["income_avg"],
-        "outcome": row["outcome"]["total"],
-        "outcome_return": row["outcome_return"]["total"],
+    """The value a listing is ordered by. A day whose element is absent (`missing_elements`: no
+    `income_return` on a day without returns, no `outcome`...) sorts as zero, as its sum is."""
+
+    def part(element: str, field: str = "total") -> Any:
+        value = (row.get(element) or {}).get(field)
+        return 0 if value is None else value
+
+    if key == "date":
+        return row.get("start")
+    if key in ("checks", "checks_income", "avg_receipt"):
+        value = row.get("income_avg" if key == "avg_receipt" else key)
+        return 0 if value is None else value
+    element, field = {
+        "income": ("income", "total"),
+        "income_return": ("income_return", "total"),
+        "cash": ("income", "cashTotal"),
+        "ecash": ("income", "ecashTotal"),
+        "outcome": ("outcome", "total"),
+        "outcome_return": ("outcome_return", "total"),
     }[key]
+    return part(element, field)
 
 
 def _with_quirks(row: dict[str, Any], quirks: frozenset[str]) -> dict[str, Any]:

@@ -50,3 +50,15 @@ async def test_missing_elements_and_extra_fields_per_day(yo: httpx.AsyncClient) 
     assert row["service"] == {"shard": "a1", "cached": True}
     other = next(d for d in sorted(plain) if d != day)
     assert (await days(yo))[other] == plain[other]
+
+
+async def test_a_listing_ordered_by_an_element_some_days_lack_still_answers(yo: httpx.AsyncClient) -> None:
+    plain = await days(yo)
+    lacking = [d for d, r in sorted(plain.items()) if r["income_return"]["total"] == 0][:3]
+    await yo.post("/_sandbox/quirks", json={"quirks": ["missing_elements"], "ids": lacking})
+    for order in ("income_return", "-outcome", "avg_receipt"):
+        answer = await yo.post("/v1/docs/aggregations/sales", json={**BODY, "orders": [order]})
+        assert answer.status_code == 200, (order, answer.text)
+        assert {row["start"] for row in answer.json()["data"]} == set(plain)
+    first = (await yo.post("/v1/docs/aggregations/sales", json={**BODY, "orders": ["income_return"]})).json()["data"]
+    assert first[0]["start"] in lacking  # an absent element sorts as the zero it stands for
