@@ -51,3 +51,10 @@ async def db(settings: Settings) -> AsyncIterator[AsyncDatabase[Document]]:
     yield database
     await client.drop_database(settings.mongo_db)
     await client.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The browser tests run last. Playwright's sync API drives its own event loop in this thread
+    and leaves it closed, which breaks the session-wide asyncio loop that every async test after it
+    shares (pytest-asyncio, loop scope "session"): every async test after them failed in CI."""
+    items.sort(key=lambda item: "tests/browser/" in str(item.path).replace("\\", "/"))
