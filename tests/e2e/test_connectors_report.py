@@ -79,7 +79,8 @@ def test_synced_sales_enter_the_report_and_a_refund_leaves_it(stack: Stack, sand
     def logged(name: str, *needles: str) -> bool:
         return any(all(n in line for n in needles) for line in stack.processes[name].log_path.read_text().splitlines())
 
-    assert logged("connectors", "sync finished", sync_cid)
+    # Logged after the sync's last announcement, which may come after the report is already right.
+    assert wait_until(lambda: logged("connectors", "sync finished", sync_cid), timeout=30)
     assert wait_until(lambda: logged("analytics", sync_cid), timeout=30)
     assert Decimal(str(report["profit"])) == expected_profit.quantize(Decimal("0.01"))
     assert report["subs"] == 5  # platform buyers are not channel subscribers
