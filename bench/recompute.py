@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import os
 import random
 import statistics
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from bson import Decimal128, Int64
@@ -78,6 +81,13 @@ async def recompute(db: AsyncDatabase[dict[str, Any]], strategy: str, costs: dic
     return compute_metrics(Decimal(100000), totals, currency="RUB", exchange_rates=RATES, link_costs=costs)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc): the database's share of a measure,
+    which wall time under a shared machine's load does not separate from the others'."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def run(rows: int, repeat: int, links: int, aggregate: bool, skip_count: bool = False) -> None:
     mongo = SecantusProcess()
     mongo.start()
@@ -92,6 +102,10 @@ async def run(rows: int, repeat: int, links: int, aggregate: bool, skip_count: b
         for i in range(0, rows, 5_000):
             await db.sales.insert_many(packer.add(docs[i : i + 5_000]), ordered=False)
         await db.sales.insert_many(packer.flush(), ordered=False)
+        # The analytics process holds none of the generated rows: drop them, or every collection of
+        # the fold's young objects walks a million bench dicts (it made the pairs swing 0.7-2.1x).
+        del docs
+        gc.collect()
         print(f"inserted {rows} rows ({links} links) in {time.perf_counter() - started:.1f}s")
         costs = {f"https://t.me/+link{i}": Decimal(1000 + i) for i in range(0, links, 2)}
 
@@ -106,12 +120,16 @@ async def run(rows: int, repeat: int, links: int, aggregate: bool, skip_count: b
         if aggregate:
             measures["recompute with links (aggregate)"] = lambda: recompute(db, "aggregate", costs)
         times: dict[str, list[float]] = {name: [] for name in measures}
+        cpu: dict[str, list[float]] = {name: [] for name in measures}
+        assert mongo.proc is not None
+        server_pid = mongo.proc.pid
         results: dict[str, object] = {}
         for _ in range(repeat):
             for name, measure in measures.items():
-                t = time.perf_counter()
+                t, c, server = time.perf_counter(), time.process_time(), _cpu_seconds(server_pid)
                 results[name] = await measure()
                 times[name].append(time.perf_counter() - t)
+                cpu[name].append(time.process_time() - c + _cpu_seconds(server_pid) - server)
         figures = results["recompute with currencies, retention and links (scan)"]
         assert isinstance(figures, ReportFigures)
         # Every link some user first came through, and the rows without one.
@@ -120,12 +138,16 @@ async def run(rows: int, repeat: int, links: int, aggregate: bool, skip_count: b
         assert sum(entry["subs"] for entry in figures.links) == figures.fields["subs"]
         if aggregate:
             assert results["recompute with links (aggregate)"] == figures, "the strategies disagree"
-        base = statistics.median(times["baseline: recompute before issue 16 (scan)"])
+        baseline = "baseline: recompute before issue 16 (scan)"
+        base, base_cpu = statistics.median(times[baseline]), statistics.median(cpu[baseline])
         for name, runs in times.items():
-            med = statistics.median(runs)
+            med, med_cpu = statistics.median(runs), statistics.median(cpu[name])
+            pairs = [a / b for a, b in zip(runs, times[baseline], strict=True)]
             print(
                 f"{name} over {rows} rows: median {med:.2f}s ({rows / med:,.0f} rows/s), "
-                f"{med / base:.2f}× the baseline, runs {[round(x, 2) for x in runs]}"
+                f"{med / base:.2f}× the baseline (median of the run pairs {statistics.median(pairs):.2f}×), "
+                f"runs {[round(x, 2) for x in runs]}; CPU (bench + database) median {med_cpu:.2f}s, "
+                f"{med_cpu / base_cpu:.2f}× the baseline's, runs {[round(x, 2) for x in cpu[name]]}"
             )
     finally:
         await client.close()

@@ -12,6 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from shared.currency import DEFAULT_CURRENCY
+from shared.gc_pause import paused_gc
 from shared.links_answer import LINKS_ANSWER_COLLECTION, LINKS_JSON_FIELD, answer_document, encode_links
 from shared.mongo import COLLECTIONS, Document
 from shared.sale_chunks import rows_pipeline
@@ -356,11 +357,12 @@ class AnalyticsRepository:
     async def scanned_totals(self, source_ids: list[str], report_currency: str = DEFAULT_CURRENCY) -> Totals:
         fold = TotalsFold(report_currency, {source_id: i for i, source_id in enumerate(source_ids)})
         # Whole chunks, unwound here: SecantusDB serves whole documents faster than projected or
-        # unwound ones.
-        async for chunk in self.sales.find(chunks_of(source_ids), batch_size=SCAN_BATCH_CHUNKS):
-            for row in chunk["rows"]:
-                fold.add(row)
-        return fold.result()
+        # unwound ones. The collector is paused meanwhile (shared.gc_pause says why).
+        with paused_gc():
+            async for chunk in self.sales.find(chunks_of(source_ids), batch_size=SCAN_BATCH_CHUNKS):
+                for row in chunk["rows"]:
+                    fold.add(row)
+            return fold.result()
 
     async def aggregated_totals(
         self, source_ids: list[str], report_currency: str = DEFAULT_CURRENCY, as_of: Any = UNKNOWN
