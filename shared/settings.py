@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     progress_recompute_seconds: float = 10.0
 
     # --- API ------------------------------------------------------------------------------
+    # An upload's Idempotency-Key is held by a lease its gateway renews this often; a retry that
+    # sees it not renewed for `idempotency_lease_seconds` (its holder died) takes it over.
+    idempotency_beat_seconds: float = 2.0
+    idempotency_lease_seconds: float = 10.0
     max_page_limit: int = 1000
     # How long PUT .../exchange-rates and .../links/costs wait for analytics to apply the new
     # inputs before answering 202 (the report then shows them as soon as analytics is done).
