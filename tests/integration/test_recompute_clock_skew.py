@@ -4,8 +4,9 @@ and the report's exchange rate changes: the report ends final and exact, and no 
 claims a rows version whose rows it lacks (no older computation saved over a newer one).
 
 Under the rule this replaced (skip an event when a saved recompute "started after" it, judged by
-wall-clock times with a 2 s allowance) the replica an hour ahead made every later event look
-covered, and the report stayed at its first recompute."""
+wall-clock times with a 2 s allowance) the replica an hour ahead would make every later event
+look covered (its start stamped an hour past every event's), and the report would stay at
+whatever that replica first saved."""
 
 from __future__ import annotations
 
