@@ -168,6 +168,10 @@ class SalesIngested(Message):
     # False for a progress announcement while the source is still being read (a long sync):
     # analytics may space those out; the source's last event is always settled.
     settled: bool = True
+    # The report's rows version after this write (`shared.report_versions`): analytics skips
+    # the event once a recompute that read this version or a later one is saved. None in
+    # messages from an older release: those always recompute.
+    rows_version: int | None = None
 
 
 class ReportUpdated(Message):

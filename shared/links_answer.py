@@ -23,7 +23,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Final
 
 LINKS_JSON_FIELD: Final = "links_json"
-# {_id: report_id, creator_id, applied_inputs_version, computed_from, links_json: bytes}
+# {_id: report_id, creator_id, applied_inputs_version, computed_version, computed_from, links_json: bytes}
 LINKS_ANSWER_COLLECTION: Final = "report_links_answer"
 # The fields of one entry, in answer order (the issue 16 contract).
 LINK_FIELDS: Final = (

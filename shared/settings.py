@@ -61,15 +61,15 @@ class Settings(BaseSettings):
     # (fastest on the embedded SecantusDB); "aggregate" runs a `$group` pipeline in the database
     # (set it on MongoDB proper, as docker-compose does). Both are tested to give equal totals.
     analytics_totals: Literal["scan", "aggregate"] = "scan"
-    # A SalesIngested event is skipped when a recompute that started this much later than the
-    # event was emitted has already been saved (it saw the event's rows). Covers clock skew
-    # between hosts; the worst cost of a too-small value is a skipped-then-stale report.
-    recompute_skew_seconds: float = 2.0
     # During a long sync, progress announcements recompute a report at most this often (and at
     # most every 4× the last recompute's duration); the sync's last event always recomputes.
     progress_recompute_seconds: float = 10.0
 
     # --- API ------------------------------------------------------------------------------
+    # An upload's Idempotency-Key is held by a lease its gateway renews this often; a retry that
+    # sees it not renewed for `idempotency_lease_seconds` (its holder died) takes it over.
+    idempotency_beat_seconds: float = 2.0
+    idempotency_lease_seconds: float = 10.0
     max_page_limit: int = 1000
     # How long PUT .../exchange-rates and .../links/costs wait for analytics to apply the new
     # inputs before answering 202 (the report then shows them as soon as analytics is done).

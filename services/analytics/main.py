@@ -61,7 +61,6 @@ def create_app(settings: Settings) -> AsgiFastStream:
         runtime.handlers = AnalyticsHandlers(
             AnalyticsRepository(db, settings.analytics_totals),
             bus,
-            skew_seconds=settings.recompute_skew_seconds,
             progress_interval_seconds=settings.progress_recompute_seconds,
             default_currency=settings.report_currency,
         )

@@ -15,6 +15,7 @@ from shared.currency import DEFAULT_CURRENCY
 from shared.gc_pause import paused_gc
 from shared.links_answer import LINKS_ANSWER_COLLECTION, LINKS_JSON_FIELD, answer_document, encode_links
 from shared.mongo import COLLECTIONS, Document
+from shared.report_versions import bump_report_rows
 from shared.sale_chunks import rows_pipeline
 from shared.sale_rows import ACTION_STATUSES
 from shared.source_reports import FINAL_SOURCE_STATES, INGESTED
@@ -328,6 +329,7 @@ class AnalyticsRepository:
         if strategy not in ("aggregate", "scan"):
             raise ValueError(f"unknown totals strategy {strategy!r}")
         self.strategy = strategy
+        self.db = db
         self.reports = db[COLLECTIONS.reports]
         self.sources = db[COLLECTIONS.source_reports]
         self.sales = db[COLLECTIONS.sales]
@@ -336,6 +338,11 @@ class AnalyticsRepository:
 
     async def report(self, report_id: str) -> Document | None:
         return await self.reports.find_one({"_id": report_id})
+
+    async def take_rows_version(self, report_id: str) -> int | None:
+        """A rows version of the report's own for a recompute about to read its rows (None: the
+        report is gone). See `shared.report_versions`."""
+        return await bump_report_rows(self.db, report_id)
 
     async def totals(self, report_id: str, report_currency: str = DEFAULT_CURRENCY) -> Totals:
         """The report's totals; `report_currency` is that of rows stored without a currency."""
@@ -383,36 +390,41 @@ class AnalyticsRepository:
         fields: dict[str, Any],
         totals: Totals,
         *,
-        computed_from: datetime,
+        computed_version: int,
+        computed_from: Any,
         inputs_version: int,
         status: str | None = None,
         seconds: float | None = None,
     ) -> bool:
         """Writes the figures, the raw totals they came from and the inputs version they applied,
-        unless a computation that started later has written its own (replicas may recompute one
-        report concurrently; the latest start saw the most rows) or the report's rates or costs
-        have changed since they were read (False: the caller re-applies the new ones).
+        unless a computation from a later rows version has written its own (replicas may
+        recompute one report concurrently; a later version saw more writes) or the report's
+        rates or costs have changed since they were read (False: the caller re-applies the new
+        ones).
 
-        `computed_from` is when the rows were read: a recompute from stored totals passes the
-        stored value, so it never claims rows it did not read."""
+        `computed_version` is the report's rows version read before its rows
+        (`shared.report_versions`): a recompute from stored totals passes the stored value, so it
+        never claims rows it did not read. `computed_from` is when the recompute started, on the
+        recomputing host's clock: shown, never compared."""
         update: dict[str, Any] = {
             **stored_value(fields),
             "totals": to_document(totals),
             "applied_inputs_version": inputs_version,
+            "computed_version": computed_version,
             "computed_from": computed_from,
-            "updated_at": datetime.now(computed_from.tzinfo),
+            "updated_at": datetime.now(UTC),
         }
         if status is not None:
             update.update(status=status, error_message=None)
         if seconds is not None:
             update["recompute_seconds"] = seconds
         result = await self.reports.update_one(
-            # "Never computed, or computed from a start no later than this one", without an $or:
+            # "Never computed, or computed from a version no later than this one", without an $or:
             # SecantusDB answers any query holding one by scanning every report of every user.
-            # `$not $gt` also matches a missing or null computed_from, on MongoDB as on SecantusDB.
+            # `$not $gt` also matches a missing or null computed_version, on MongoDB as on SecantusDB.
             {
                 "_id": report_id,
-                "computed_from": {"$not": {"$gt": computed_from}},
+                "computed_version": {"$not": {"$gt": computed_version}},
                 "inputs_version": _version_is(inputs_version),
             },
             {"$set": update},
@@ -425,15 +437,17 @@ class AnalyticsRepository:
         creator_id: Any,
         links: list[dict[str, Any]],
         *,
-        computed_from: datetime,
+        computed_version: int,
+        computed_from: Any,
         inputs_version: int,
     ) -> bool:
         """Replaces the report's links table unless a newer one is stored. Every saved state is
-        newer in both its rows (computed_from) and its inputs (the version only grows), so the
+        newer in both its rows (computed_version) and its inputs (the version only grows), so the
         two guards together order them; an older table never overwrites a newer one."""
         document = {
             "creator_id": creator_id,
             "applied_inputs_version": inputs_version,
+            "computed_version": computed_version,
             "computed_from": computed_from,
             "links": stored_value(links),
             # The answer's bytes, made once here, so that the gateway's read is one field.
@@ -441,7 +455,7 @@ class AnalyticsRepository:
         }
         newer_or_equal = {
             "_id": report_id,
-            "computed_from": {"$not": {"$gt": computed_from}},
+            "computed_version": {"$not": {"$gt": computed_version}},
             "applied_inputs_version": {"$not": {"$gt": inputs_version}},
         }
         try:
@@ -450,6 +464,7 @@ class AnalyticsRepository:
             # reads a whole document whatever the projection, so the gateway's read of a 10 000-link
             # answer is one small document, not the entries beside it (shared/links_answer.py).
             answer = answer_document(creator_id, inputs_version, computed_from, links)
+            answer["computed_version"] = computed_version
             await self.links_answers.update_one(newer_or_equal, {"$set": answer}, upsert=True)
         except DuplicateKeyError:  # the stored table is newer: the upsert found no match and collided
             return False

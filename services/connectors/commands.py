@@ -33,6 +33,7 @@ from services.connectors.sync.services import Services, build_puller, puller_arg
 from shared import contracts
 from shared.broker import PermanentError
 from shared.mongo import COLLECTIONS, Document
+from shared.report_versions import bump_rows_version
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +246,7 @@ async def apply_refund(svc: Services, refund: contracts.SweetClubRefundAdd) -> N
         # A synced sale is a chunk of one (`shared.sale_chunks.single`): the chunk's status and its row's.
         {"$set": {"status": "refunded", "rows.0.status": "refunded", "rows.0.extra.platform_status": "0"}},
     )
+    versions = await bump_rows_version(svc.db, [str(row["report_id"]) for row in rows])
     for row in rows:  # a sale is one row per source report that synced it
         await svc.bus.publish(
             contracts.SalesIngested(
@@ -252,5 +254,6 @@ async def apply_refund(svc: Services, refund: contracts.SweetClubRefundAdd) -> N
                 report_id=str(row["report_id"]),
                 source_report_id=str(row["source_report_id"]),
                 rows=1,
+                rows_version=versions.get(str(row["report_id"])),
             )
         )

@@ -21,9 +21,10 @@ from bson import Decimal128, Int64, ObjectId
 from fastapi import Request
 from gridfs import AsyncGridFSBucket
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import PyMongoError
 
 from services.gateway.auth import User
+from services.gateway.idempotency import Answer, Claim, IdempotencyKeys
 from services.gateway.uploads import StoredUpload, UploadRejected, stream_upload_to_gridfs
 from shared import contracts
 from shared.broker import Bus
@@ -70,43 +71,52 @@ async def create_report_from_upload(
     new: NewReport,
     idempotency_key: str | None,
 ) -> Outcome:
-    key_id = f"{user.id}:{idempotency_key}" if idempotency_key else None
-    if key_id is not None:
-        previous = await _claim_idempotency_key(db, key_id)
-        if previous is not None:
-            return previous
-    try:
-        outcome = await _create(request, db, bus, settings, user, new, key_id)
-    except BaseException:
-        if key_id is not None:
-            await db[COLLECTIONS.idempotency].delete_one({"_id": key_id, "response": None})
-        raise
-    if key_id is not None:
-        await db[COLLECTIONS.idempotency].update_one(
-            {"_id": key_id},
-            {"$set": {"response": {"status_code": outcome.status_code, "body": outcome.body}}},
-        )
+    if not idempotency_key:
+        return await _create(request, db, bus, settings, user, new, None)
+    keys = IdempotencyKeys(
+        db, beat_seconds=settings.idempotency_beat_seconds, lease_seconds=settings.idempotency_lease_seconds
+    )
+    claim = await keys.claim(f"{user.id}:{idempotency_key}")
+    if isinstance(claim, Answer):
+        return Outcome(claim.status_code, claim.body)
+    async with keys.held(claim):
+        try:
+            outcome = await _resume(db, bus, settings, claim.stranded)
+            if outcome is None:
+                outcome = await _create(request, db, bus, settings, user, new, (keys, claim))
+        except BaseException:
+            await keys.release(claim)
+            raise
+        await keys.answer(claim, Answer(outcome.status_code, outcome.body))
     return outcome
 
 
-async def _claim_idempotency_key(db: AsyncDatabase[Document], key_id: str) -> Outcome | None:
-    """Claims the key for this request, or returns the first request's answer."""
-    try:
-        await db[COLLECTIONS.idempotency].insert_one(
-            {"_id": key_id, "response": None, "report_id": None, "created_at": datetime.now(UTC)}
-        )
+async def _resume(
+    db: AsyncDatabase[Document], bus: Bus, settings: Settings, stranded: Document | None
+) -> Outcome | None:
+    """Goes on with the upload of a request that died holding the key (None: start anew).
+
+    If it got as far as storing its report and noting its `UploadExcel`, that upload is the
+    answer: the command is published again (ingest is idempotent per source report, and the first
+    one may never have been sent) and its verdict awaited, so the client gets one report, its
+    rows once. If not, whatever it had stored (a part of the file, maybe its documents) is
+    removed and this request's own body is uploaded instead."""
+    if stranded is None:
         return None
-    except DuplicateKeyError:
-        pass
-    for _ in range(600):
-        first = await db[COLLECTIONS.idempotency].find_one({"_id": key_id})
-        if first is None:
-            break
-        if first.get("response") is not None:
-            response: dict[str, Any] = first["response"]
-            return Outcome(int(response["status_code"]), response["body"])
-        await asyncio.sleep(0.5)
-    return Outcome(409, {"detail": "a request with this Idempotency-Key is still in progress", "errors": []})
+    bucket = AsyncGridFSBucket(db, bucket_name=COLLECTIONS.uploads_bucket)
+    noted = stranded.get("command")
+    if isinstance(noted, dict):
+        command = contracts.UploadExcel.model_validate(noted)
+        source = await db[COLLECTIONS.source_reports].find_one({"_id": command.source_report_id})
+        if source is not None:
+            stored = StoredUpload(command.file_id, command.filename, int(source["size"]))
+            await _publish(db, bus, bucket, command, stored)
+            log.info("upload of a dead request resumed", extra={"report_id": command.report_id})
+            return await _await_verdict(db, bucket, settings, command.report_id, command.source_report_id, stored)
+    report_id = stranded.get("report_id")
+    if isinstance(report_id, str):
+        await _forget_partial(db, bucket, report_id)
+    return None
 
 
 async def _create(
@@ -116,12 +126,14 @@ async def _create(
     settings: Settings,
     user: User,
     new: NewReport,
-    key_id: str | None,
+    claimed: tuple[IdempotencyKeys, Claim] | None,
 ) -> Outcome:
     channel_id = new.channel_id
     bucket = AsyncGridFSBucket(db, bucket_name=COLLECTIONS.uploads_bucket)
     report_id = uuid.uuid4().hex
     source_report_id = uuid.uuid4().hex
+    if claimed is not None:  # a taker of the key, should this request die, knows what to remove
+        await claimed[0].note(claimed[1], {"report_id": report_id, "source_report_id": source_report_id})
     try:
         stored = await stream_upload_to_gridfs(
             request,
@@ -169,8 +181,6 @@ async def _create(
             "created_at": now,
         }
     )
-    if key_id is not None:
-        await db[COLLECTIONS.idempotency].update_one({"_id": key_id}, {"$set": {"report_id": report_id}})
     command = contracts.UploadExcel(
         correlation_id=correlation_id.get() or uuid.uuid4().hex,
         report_id=report_id,
@@ -182,14 +192,26 @@ async def _create(
         timezone=settings.timezone,
         currency=new.currency,
     )
+    if claimed is not None:  # stored: a taker of the key goes on with this very upload
+        await claimed[0].note(claimed[1], {"command": command.model_dump(mode="json")})
+    await _publish(db, bus, bucket, command, stored)
+    log.info("upload accepted", extra={"report_id": report_id, "bytes": stored.size})
+    return await _await_verdict(db, bucket, settings, report_id, source_report_id, stored)
+
+
+async def _publish(
+    db: AsyncDatabase[Document],
+    bus: Bus,
+    bucket: AsyncGridFSBucket,
+    command: contracts.UploadExcel,
+    stored: StoredUpload,
+) -> None:
     try:
         await bus.publish(command)
     except Exception as exc:
         log.error("upload command not accepted by the broker: %r", exc)
-        await _forget(db, bucket, report_id, stored)
+        await _forget(db, bucket, command.report_id, stored)
         raise Unavailable("the message broker is unavailable; nothing was stored, please retry") from exc
-    log.info("upload accepted", extra={"report_id": report_id, "bytes": stored.size})
-    return await _await_verdict(db, bucket, settings, report_id, source_report_id, stored)
 
 
 async def _await_verdict(
@@ -267,11 +289,26 @@ async def _poll_for_verdict(
     return None
 
 
-async def _forget(db: AsyncDatabase[Document], bucket: AsyncGridFSBucket, report_id: str, stored: StoredUpload) -> None:
+async def _forget_partial(db: AsyncDatabase[Document], bucket: AsyncGridFSBucket, report_id: str) -> None:
+    """What a request that died before publishing its upload had stored: its file (found by the
+    report named in its GridFS metadata) and the report's documents. The chunks of a file it was
+    still receiving have no files document yet and stay (they are never read)."""
+    files = await db[f"{COLLECTIONS.uploads_bucket}.files"].distinct("_id", {"metadata.report_id": report_id})
+    for file_id in files:
+        await _forget(db, bucket, report_id, StoredUpload(str(file_id), "", 0))
+    if not files:
+        await _forget(db, bucket, report_id, None)
+
+
+async def _forget(
+    db: AsyncDatabase[Document], bucket: AsyncGridFSBucket, report_id: str, stored: StoredUpload | None
+) -> None:
     sources = await db[COLLECTIONS.source_reports].distinct("_id", {"report_id": report_id})
     await db[COLLECTIONS.sales].delete_many({"source_report_id": {"$in": sources}})
     await db[COLLECTIONS.source_reports].delete_many({"report_id": report_id})
     await db[COLLECTIONS.reports].delete_one({"_id": report_id})
+    if stored is None:
+        return
     try:
         await bucket.delete(ObjectId(stored.file_id))
     except Exception:  # already gone is fine

@@ -19,6 +19,7 @@ from services.ingest.repository import IngestRepository
 from services.ingest.telemetry import FILES_PROCESSED, PARSE_SECONDS, ROWS_INGESTED, ROWS_REJECTED
 from shared import contracts
 from shared.broker import Bus, PermanentError
+from shared.report_versions import bump_report_rows
 from shared.settings import Settings
 from shared.source_reports import INGESTED
 
@@ -111,6 +112,7 @@ class IngestHandlers:
             "errors": [e.to_dict() for e in outcome.errors],
         }
         await self.repo.reject(command.report_id, command.source_report_id, verdict)
+        await bump_report_rows(self.repo.db, command.report_id)  # its rows were removed
         ROWS_REJECTED.labels(source="excel").inc(outcome.total_errors)
         FILES_PROCESSED.labels(outcome=outcome.kind).inc()
         await self.bus.publish(
@@ -126,6 +128,7 @@ class IngestHandlers:
                 report_id=command.report_id,
                 source_report_id=command.source_report_id,
                 rows=rows,
+                rows_version=await bump_report_rows(self.repo.db, command.report_id),
             )
         )
 
@@ -159,5 +162,6 @@ class IngestHandlers:
                 report_id=event.report_id,
                 source_report_id=source_report_id,
                 rows=rows,
+                rows_version=await bump_report_rows(self.repo.db, event.report_id),
             )
         )

@@ -17,6 +17,7 @@ from services.analytics.handlers import AnalyticsHandlers
 from services.analytics.repository import AnalyticsRepository
 from shared import contracts, topology
 from shared.broker import REASON_HEADER, Bus, declare_topology, make_broker
+from shared.report_versions import bump_report_rows
 from shared.sale_chunks import pack, single
 from tests.infra import ServiceProcess, free_port, settings_env
 
@@ -130,8 +131,8 @@ async def test_recompute_is_idempotent_and_ignores_unknown_reports(settings, db)
 
 
 async def test_events_already_covered_by_a_later_recompute_are_skipped(db, settings, rabbitmq) -> None:
-    """A sync announces progress every few seconds; an event emitted before a saved recompute
-    started is covered by it and costs nothing, an event emitted after it recomputes."""
+    """A sync announces progress every few seconds; an event whose rows version a saved recompute
+    had read is covered by it and costs nothing, an event of a later version recomputes."""
     now = datetime.now(UTC)
     await db.reports.insert_one(
         {"_id": "r", "creator_id": Int64(1), "channel_id": Int64(-1), "name": "n", "budget": Decimal128("100"),
@@ -154,8 +155,11 @@ async def test_events_already_covered_by_a_later_recompute_are_skipped(db, setti
     async with broker:
         await broker.connect()
         await declare_topology(broker, settings)
-        handlers = AnalyticsHandlers(AnalyticsRepository(db, "scan"), Bus(broker, settings), skew_seconds=2.0)
-        await handlers.sales_ingested(contracts.SalesIngested(report_id="r", source_report_id="s", rows=1))
+        handlers = AnalyticsHandlers(AnalyticsRepository(db, "scan"), Bus(broker, settings))
+        written = await bump_report_rows(db, "r")
+        await handlers.sales_ingested(
+            contracts.SalesIngested(report_id="r", source_report_id="s", rows=1, rows_version=written)
+        )
         first = await db.reports.find_one({"_id": "r"})
         await db.sales.insert_one(
             single(
@@ -169,19 +173,28 @@ async def test_events_already_covered_by_a_later_recompute_are_skipped(db, setti
                 }
             )
         )
+        # the first event again (a redelivery), emitted, by its clock, long after the recompute
         stale = contracts.SalesIngested(
-            report_id="r", source_report_id="s", rows=1, occurred_at=now - timedelta(minutes=5)
+            report_id="r", source_report_id="s", rows=1, rows_version=written, occurred_at=now + timedelta(hours=1)
         )
         await handlers.sales_ingested(stale)
         after_stale = await db.reports.find_one({"_id": "r"})
         # a long sync's progress announcement right after a recompute waits for the next one...
-        progress = contracts.SalesIngested(report_id="r", source_report_id="s", rows=1, settled=False)
+        progress = contracts.SalesIngested(
+            report_id="r", source_report_id="s", rows=1, settled=False, rows_version=await bump_report_rows(db, "r")
+        )
         await handlers.sales_ingested(progress)
         after_progress = await db.reports.find_one({"_id": "r"})
         # ...its settled event never does
-        await handlers.sales_ingested(contracts.SalesIngested(report_id="r", source_report_id="s", rows=2))
+        await handlers.sales_ingested(
+            contracts.SalesIngested(
+                report_id="r", source_report_id="s", rows=2, rows_version=await bump_report_rows(db, "r")
+            )
+        )
         after_fresh = await db.reports.find_one({"_id": "r"})
     assert first["sales"] == 1 and first["recompute_seconds"] >= 0
     assert after_stale["sales"] == 1 and after_stale["computed_from"] == first["computed_from"]
     assert after_progress["sales"] == 1 and after_progress["computed_from"] == first["computed_from"]
     assert after_fresh["sales"] == 2 and after_fresh["computed_from"] > first["computed_from"]
+    # each recompute takes a version after the writes it covers: 1 written, 2 read; 3, 4 written, 5 read
+    assert (first["computed_version"], after_fresh["computed_version"]) == (2, 5)

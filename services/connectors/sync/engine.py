@@ -35,6 +35,7 @@ from services.connectors.telemetry import SALES_SYNCED
 from shared import contracts
 from shared.logging import correlated
 from shared.mongo import COLLECTIONS, Document
+from shared.report_versions import bump_report_rows
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +54,16 @@ class Announcer:
             await self.publish(settled=False)
 
     async def publish(self, *, settled: bool) -> None:
+        # Every page and enrichment batch is stored before it is announced here.
+        report_id = str(self.sr["report_id"])
         await self.svc.bus.publish(
             contracts.SalesIngested(
-                report_id=str(self.sr["report_id"]),
+                report_id=report_id,
                 source_report_id=str(self.sr["_id"]),
                 rows=self.unpublished,
                 correlation_id=self.correlation,
                 settled=settled,
+                rows_version=await bump_report_rows(self.svc.db, report_id),
             )
         )
         self.unpublished, self.last = 0, time.monotonic()
