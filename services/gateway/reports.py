@@ -226,6 +226,16 @@ async def list_sales(
             return [sale_row_view(row) for row in page_of(chunks, offset, limit)]
         # No chunk there: past the end, or a source whose rows are stored one by one (a
         # connector's), or not the caller's; the general path below tells them apart.
+    pipeline = listing_pipeline(query, order_by, order_dir, limit, offset)
+    return [sale_row_view(d) async for d in await db[COLLECTIONS.sales].aggregate(pipeline)]
+
+
+def listing_pipeline(
+    query: Document, order_by: str | None, order_dir: Literal["asc", "desc"], limit: int, offset: int
+) -> list[Document]:
+    """The aggregation of a listing page that is not cut from its chunks by `_id`."""
+    chunk_match = {field: value for field, value in query.items() if field in CHUNK_MATCH_FIELDS}
+    row_match = {field: value for field, value in query.items() if field not in chunk_match}
     direction = ASCENDING if order_dir == "asc" else DESCENDING
     sort = {SALE_ORDER_FIELDS[order_by] if order_by else "row": direction, "_id": direction}
     # The index's own fields alone in the first $match, the ownership in the next: given both in
@@ -238,7 +248,7 @@ async def list_sales(
     if offset:
         pipeline.append({"$skip": offset})
     pipeline.append({"$limit": limit})
-    return [sale_row_view(d) async for d in await db[COLLECTIONS.sales].aggregate(pipeline)]
+    return pipeline
 
 
 def sale_row_view(doc: Document) -> dict[str, Any]:
