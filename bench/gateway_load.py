@@ -7,6 +7,14 @@ one campaign, then drives `POST /sales/analytic/report` and the sales listing wi
 keep-alive clients (bench/loadgen.py, a lean client) for a fixed time, and the same against
 `bench/bare_app.py`, alternating for --rounds rounds each. Prints the median requests/s, p50 and
 p99 latency of each, the CPU each process spent, and the ratios.
+
+Two kinds of rounds, both printed:
+- closed loop (the throughput ratio): each client sends its next request as soon as the last is
+  answered, so each app runs at its capacity; latency there is clients / throughput (Little's law),
+  a queue the load client makes, not a property of the app.
+- open loop (`--open-load`, the latency figure): Poisson arrivals at a fixed offered rate, a
+  fraction of the bare app's closed-loop capacity measured just before in the same run (printed),
+  the same walks; p50/p99 counted from each arrival, for both apps at the same rate.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from pathlib import Path
 import httpx
 
 from bench.client_walk import CHANNEL, ClientReports, Request, encoded, seed_clients, walk
-from bench.loadgen import encode_request, run_walks
+from bench.loadgen import LoadResult, encode_request, run_open_walks, run_walks
 from shared.mongo import make_client
 from shared.settings import Settings
 from tests.infra import (
@@ -56,7 +64,10 @@ def shared_requests(base: str, headers: dict[str, str], targets: list[tuple[str,
 
 
 def drive(base: str, walks: list[list[bytes]], starts: list[int], seconds: float) -> dict[str, float]:
-    r = run_walks(base, walks, seconds, starts)
+    return summary(run_walks(base, walks, seconds, starts))
+
+
+def summary(r: LoadResult) -> dict[str, float]:
     return {
         "requests": r.requests,
         "rps": r.rps,
@@ -161,6 +172,13 @@ def main() -> None:
         help="shared: campaigns the clients read (1: all ask for the same one); walk: reports per client (default 3)",
     )
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds per app, alternating")
+    parser.add_argument(
+        "--open-load",
+        type=float,
+        default=0.5,
+        help="open-loop rounds at this fraction of the bare app's closed-loop median req/s (0: none)",
+    )
+    parser.add_argument("--open-seconds", type=float, default=20, help="length of each open-loop round")
     args = parser.parse_args()
     with seeded_stack(1 if args.scenario == "walk" else args.reports) as stack:
         if args.scenario == "walk":
@@ -244,6 +262,37 @@ def measure(
                 for k, v in coalesced(gw).items():
                     joined[k] += v - joined_before[k]
     report(runs, cpu, joined, args)
+    if args.open_load > 0:
+        capacity = statistics.median(r["rps"] for r in runs["bare FastAPI"])
+        open_loop(servers, walks, args.open_load * capacity, capacity, args)
+
+
+def open_loop(
+    servers: dict[str, tuple[str, ServiceProcess]],
+    walks: dict[str, list[list[bytes]]],
+    rate: float,
+    capacity: float,
+    args: argparse.Namespace,
+) -> None:
+    """Both apps at the same offered rate (Poisson arrivals, same seeds), alternating rounds:
+    latency at a load the server sustains, which closed-loop rounds cannot show."""
+    print(
+        f"open loop: offered {rate:.1f} req/s = {args.open_load:.2f} x the bare app's closed-loop median "
+        f"{capacity:.1f} req/s, {args.rounds} rounds of {args.open_seconds:.0f} s per app, alternating"
+    )
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
+    for i in range(args.rounds):
+        for name in list(servers) if i % 2 == 0 else list(servers)[::-1]:
+            # The same arrival times for both apps in a round, different ones from round to round.
+            runs[name].append(summary(run_open_walks(servers[name][0], walks[name], rate, args.open_seconds, seed=i)))
+    for name, rs in runs.items():
+        med = {k: statistics.median(r[k] for r in rs) for k in ("p50_ms", "p99_ms", "rps")}
+        p99s = ", ".join(f"{r['p99_ms']:.1f}" for r in rs)
+        print(
+            f"{name:<13} open loop, median of {args.rounds}: p50 {med['p50_ms']:6.1f} ms  p99 {med['p99_ms']:6.1f} ms  "
+            f"served {med['rps']:.1f} req/s  errors {sum(r['errors'] for r in rs):.0f}  (p99 of each round: {p99s} ms)"
+        )
+    print(f"load average {os.getloadavg()[0]:.1f}")
 
 
 def report(

@@ -1,5 +1,7 @@
-"""A lean HTTP/1.1 load client for bench/gateway_load.py: N keep-alive connections, each sending
-pre-encoded requests back to back (closed loop) for a fixed time.
+"""A lean HTTP/1.1 load client for bench/gateway_load.py: N keep-alive connections sending
+pre-encoded requests for a fixed time, either back to back (closed loop: each connection sends its
+next request when the last is answered, so the server sets the pace) or at a fixed offered rate
+(open loop: Poisson arrivals, each taken by an idle connection, latency counted from the arrival).
 
 Why not httpx: on a 2-core machine the load client shares the cores with the servers it measures.
 httpx spent about 2 ms of CPU per request, so the bare baseline was bound by its client (9.9 of
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -103,6 +106,44 @@ async def _drive(host: str, port: int, walks: list[list[bytes]], starts: list[in
     return result
 
 
+async def _drive_open(
+    host: str, port: int, walks: list[list[bytes]], rate: float, seconds: float, seed: int
+) -> LoadResult:
+    result = LoadResult()
+    arrivals: asyncio.Queue[float | None] = asyncio.Queue()
+
+    async def client(n: int) -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        requests = walks[n]
+        i = 0
+        try:
+            while (arrived := await arrivals.get()) is not None:
+                writer.write(requests[i % len(requests)])
+                status = await _read_response(reader)
+                # From the arrival, not from the send: time spent waiting for an idle connection is
+                # part of what a user would see (no coordinated omission).
+                result.latencies.append(time.perf_counter() - arrived)
+                result.statuses[status] = result.statuses.get(status, 0) + 1
+                i += 1
+        finally:
+            writer.close()
+
+    clients = [asyncio.create_task(client(n)) for n in range(len(walks))]
+    await asyncio.sleep(0.2)  # every connection open before the first arrival
+    rnd = random.Random(seed)
+    began = time.perf_counter()
+    due = began
+    while (due := due + rnd.expovariate(rate)) < began + seconds:
+        if (wait := due - time.perf_counter()) > 0:
+            await asyncio.sleep(wait)
+        arrivals.put_nowait(due)
+    for _ in clients:
+        arrivals.put_nowait(None)  # each connection stops once the arrivals before it are served
+    await asyncio.gather(*clients)
+    result.elapsed = time.perf_counter() - began
+    return result
+
+
 def run_load(base_url: str, requests: list[bytes], clients: int, seconds: float) -> LoadResult:
     """Closed-loop load: each of `clients` connections cycles through `requests` (offset by its
     number, so the mix is even at every moment) until `seconds` have passed."""
@@ -116,3 +157,14 @@ def run_walks(base_url: str, walks: list[list[bytes]], seconds: float, starts: l
     assert parts.hostname is not None
     assert parts.port is not None
     return uvloop.run(_drive(parts.hostname, parts.port, walks, starts or [0] * len(walks), seconds))
+
+
+def run_open_walks(base_url: str, walks: list[list[bytes]], rate: float, seconds: float, seed: int = 0) -> LoadResult:
+    """Open-loop load: requests arrive at `rate` per second on average (Poisson, seeded) for
+    `seconds`; each arrival is taken by an idle connection, which sends the next request of its own
+    walk, so a connection still has one request in flight at a time. Latency runs from the
+    arrival; arrivals wait in a queue when every connection is busy."""
+    parts = urlsplit(base_url)
+    assert parts.hostname is not None
+    assert parts.port is not None
+    return uvloop.run(_drive_open(parts.hostname, parts.port, walks, rate, seconds, seed))

@@ -14,7 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.gateway.auth import User
 from shared.currency import DEFAULT_CURRENCY
 from shared.mongo import COLLECTIONS, Document
-from shared.sale_chunks import CHUNK_MATCH_FIELDS, chunk_id, page_of, page_seqs, rows_pipeline
+from shared.sale_chunks import CHUNK_MATCH_FIELDS, SALES_INDEX, chunk_id, page_of, page_seqs, rows_pipeline
 
 METRIC_FIELDS = (
     "profit", "subs", "sales", "leads", "funnel", "avg_sale", "avg_funnel", "avg_lead",
@@ -199,6 +199,7 @@ SALE_ORDER_FIELDS = {
 }  # fmt: skip
 
 MS_PER_DAY = Decimal(86_400_000)
+SALES_INDEX_FIELDS = frozenset(field for field, _ in SALES_INDEX)
 
 
 async def list_sales(
@@ -225,13 +226,29 @@ async def list_sales(
             return [sale_row_view(row) for row in page_of(chunks, offset, limit)]
         # No chunk there: past the end, or a source whose rows are stored one by one (a
         # connector's), or not the caller's; the general path below tells them apart.
+    pipeline = listing_pipeline(query, order_by, order_dir, limit, offset)
+    return [sale_row_view(d) async for d in await db[COLLECTIONS.sales].aggregate(pipeline)]
+
+
+def listing_pipeline(
+    query: Document, order_by: str | None, order_dir: Literal["asc", "desc"], limit: int, offset: int
+) -> list[Document]:
+    """The aggregation of a listing page that is not cut from its chunks by `_id`."""
+    chunk_match = {field: value for field, value in query.items() if field in CHUNK_MATCH_FIELDS}
+    row_match = {field: value for field, value in query.items() if field not in chunk_match}
     direction = ASCENDING if order_dir == "asc" else DESCENDING
     sort = {SALE_ORDER_FIELDS[order_by] if order_by else "row": direction, "_id": direction}
-    pipeline = [*rows_pipeline(chunk_match, row_match), {"$sort": sort}]
+    # The index's own fields alone in the first $match, the ownership in the next: given both in
+    # one, SecantusDB's planner scans the whole collection instead of the `sales` index (2-3× the
+    # database CPU of the page, more as the collection grows; docs/benchmarks.md, "Gateway load").
+    # MongoDB merges adjacent $match stages, so there this is the same query.
+    index_match = {field: value for field, value in chunk_match.items() if field in SALES_INDEX_FIELDS}
+    owner_match = {field: value for field, value in chunk_match.items() if field not in index_match}
+    pipeline = [{"$match": index_match}, *rows_pipeline(owner_match, row_match), {"$sort": sort}]
     if offset:
         pipeline.append({"$skip": offset})
     pipeline.append({"$limit": limit})
-    return [sale_row_view(d) async for d in await db[COLLECTIONS.sales].aggregate(pipeline)]
+    return pipeline
 
 
 def sale_row_view(doc: Document) -> dict[str, Any]:
