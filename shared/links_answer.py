@@ -22,14 +22,13 @@ from collections.abc import Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Final
 
+from shared.reports import LINK_FIELD_NAMES
+
 LINKS_JSON_FIELD: Final = "links_json"
 # {_id: report_id, creator_id, applied_inputs_version, computed_from, links_json: bytes}
 LINKS_ANSWER_COLLECTION: Final = "report_links_answer"
-# The fields of one entry, in answer order (the issue 16 contract).
-LINK_FIELDS: Final = (
-    "invite_link", "subs", "unsubs", "net_subs", "funnel", "leads", "sales", "buyers", "profit", "cost",
-    "romi", "cpc", "cpc_net", "cac", "cr_sales", "retention_d1", "retention_d7", "retention_d30",
-)  # fmt: skip
+# The fields of one entry, in answer order (the issue 16 contract, declared in shared.reports).
+LINK_FIELDS: Final = LINK_FIELD_NAMES
 _CENT: Final = Decimal("0.01")
 
 
