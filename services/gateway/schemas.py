@@ -6,8 +6,11 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints, create_model
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints, create_model, model_validator
 
+from shared.connector_commands import CommandState
+from shared.contracts import ChannelId
+from shared.credentials import Kind, missing_credentials
 from shared.reports import LINK_FIELDS, LINK_FIELDS_ALWAYS_SET, REPORT_METRICS, MetricField, ReportStatus
 from shared.sale_rows import ActionStatus
 from shared.source_reports import SourceKind, SourceStatus
@@ -215,6 +218,152 @@ class SaleRowSchema(BaseModel):
     action_date: UtcDatetime | None = None
     action_period: Number2 | None = Field(None, description="action_date − sub_date in days")
     invite_link: str | None = None
+
+
+# --------------------------------------------------------------------------- connections (routes/connections.py)
+
+MAX_POLL_INTERVAL_SECONDS = 7 * 86_400  # a week between scheduled syncs at most
+
+
+def _check_poll_interval(seconds: int) -> None:
+    if 0 < seconds < 10:
+        raise ValueError("poll_interval_seconds must be 0 or at least 10")
+
+
+class ConnectionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Kind
+    channel_id: ChannelId
+    name: str | None = Field(default=None, max_length=200)
+    base_url: str = Field(pattern=r"^https?://[^\s]+$", max_length=500)
+    credentials: dict[str, str] = Field(
+        description="sweetclub: username, password · eduzz: token · ofd: yandex_key, ofd_key"
+    )
+    poll_interval_seconds: int = Field(
+        default=900, ge=0, le=MAX_POLL_INTERVAL_SECONDS, description="0 = no scheduled polling"
+    )
+    options: dict[str, str | int | float | bool | list[str]] = Field(
+        default_factory=dict,
+        description="timezone, page_size, fetch_details, rate_per_second, burst, timeout_seconds, company_ids (ofd)",
+    )
+
+    @model_validator(mode="after")
+    def _credentials_complete(self) -> ConnectionIn:
+        if missing := missing_credentials(self.kind, self.credentials):
+            raise ValueError(f"credentials for {self.kind} need {', '.join(missing)}")
+        _check_poll_interval(self.poll_interval_seconds)
+        return self
+
+
+class ConnectionPatch(BaseModel):
+    """What a user may change on a connection; e.g. new credentials after a static token (Eduzz,
+    OFD keys) expired or was rotated — the next sync resumes at its saved cursor."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=200)
+    base_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$", max_length=500)
+    credentials: dict[str, str] | None = Field(default=None, description="the whole set, as on creation")
+    poll_interval_seconds: int | None = Field(default=None, ge=0, le=MAX_POLL_INTERVAL_SECONDS)
+    options: dict[str, str | int | float | bool | list[str]] | None = None
+
+    @model_validator(mode="after")
+    def _interval(self) -> ConnectionPatch:
+        if self.poll_interval_seconds is not None:
+            _check_poll_interval(self.poll_interval_seconds)
+        return self
+
+
+class ConnectionOut(BaseModel):
+    id: str
+    kind: Kind
+    channel_id: int
+    name: str | None
+    base_url: str
+    poll_interval_seconds: int
+    options: dict[str, Any]
+    created_at: datetime
+    last_synced_at: datetime | None = None
+    last_check: dict[str, Any] | None = None
+
+
+class AttachIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    report_id: str = Field(min_length=1, max_length=64)
+    period_start: date
+    period_end: date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AttachIn:
+        if self.period_end < self.period_start:
+            raise ValueError("period_end is before period_start")
+        return self
+
+
+class SourceReportOut(BaseModel):
+    id: str
+    report_id: str
+    kind: str
+    connection_id: str
+    period_start: datetime
+    period_end: datetime
+    status: SourceStatus
+    progress: dict[str, Any]
+    error_message: str | None = None
+    creator_id: int
+    channel_id: int
+    created_at: datetime
+
+
+class SyncIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source_report_id: str | None = None
+
+
+class SyncOut(BaseModel):
+    connection_id: str
+    source_report_ids: list[str]
+
+
+class CommandOut(BaseModel):
+    request_id: str
+    kind: str
+    state: CommandState
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class SaleAddIn(BaseModel):
+    """The fields of SweetClub's `api/sale/add` (see its document)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    brand_id: str
+    product_type: str
+    product_quantity: str
+    product_unit: str
+    product_price: str
+    sale_channel_id: str
+    production_date: str | None = None
+    delivery_date: str | None = None
+    product_in_unit: str | None = None
+    not_production_date: str | None = None
+    internal_order: str | None = None
+    comment: str | None = None
+    delivery_type_id: str | None = None
+    delivery_address: str | None = None
+    delivery_at: str | None = None
+
+
+class RefundAddIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sale_id: str = Field(min_length=1)
+    return_reason_id: str = Field(min_length=1)
+    comment: str | None = None
 
 
 # Answers any authenticated route may give, documented once for every router.
