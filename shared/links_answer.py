@@ -1,18 +1,18 @@
 """The bytes of the links answer (`GET /sales/analytic/report/{id}/links`, SPEC §4.2), made once.
 
 Analytics writes the links table (`report_links`, one document per report) and the gateway answers
-it. A 10 000-link table is 180 000 values: SecantusDB alone takes ~0.5 s to hand back such a document
-of sub-documents with Decimal128s, and decoding plus serialising them costs the gateway as much
-again (bench/links_read.py), while a document that keeps the answer's JSON as one binary field comes
-back in a few milliseconds. So whoever saves the entries also saves `encode_links(entries)` under
-`LINKS_JSON_FIELD`; the gateway sends those bytes as they are, and encodes the entries itself (the
-same function, the same bytes) only for a document saved without them.
+it. A 10 000-link table is 180 000 values: SecantusDB is slow to hand back such a document of
+sub-documents with Decimal128s, and decoding plus serialising them costs the gateway as much again,
+while a document that keeps the answer's JSON as one binary field comes back fast (the figures:
+docs/benchmarks.md, "Links read"). So whoever saves the entries also saves `encode_links(entries)`
+under `LINKS_JSON_FIELD`; the gateway sends those bytes as they are, and encodes the entries itself
+(the same function, the same bytes) only for a document saved without them.
 
-Measured since (bench/links_read.py): SecantusDB reads a whole document whatever the projection,
-so the bytes beside 10 000 entries still come back in ~0.85 s, and alone in their own document in
-~20 ms. Hence `LINKS_ANSWER_COLLECTION`: one document per report, `answer_document(...)`, saved
-right after the `report_links` document with the same guards. The gateway reads it first, and
-`report_links` only when a report has no answer document (a table saved before it existed).
+SecantusDB reads a whole document whatever the projection, so the bytes beside 10 000 entries are
+still slow to come back, and fast alone in their own document (same section). Hence
+`LINKS_ANSWER_COLLECTION`: one document per report, `answer_document(...)`, saved right after the
+`report_links` document with the same guards. The gateway reads it first, and `report_links` only
+when a report has no answer document (a table saved before it existed).
 """
 
 from __future__ import annotations

@@ -79,8 +79,9 @@ MAX_LIMIT = 1000  # documented maximum page size of every listing
 
 class SalesListingQuery(BaseModel):
     """The query string of the sales listing, validated as one model: FastAPI then validates one
-    object instead of ten parameters one by one (~30 µs less per request on an in-process probe app).
-    OpenAPI still lists each field as its own query parameter."""
+    object instead of ten parameters one by one, which costs less CPU per request (the figure:
+    docs/benchmarks.md, "Figures behind code comments"). OpenAPI still lists each field as its own
+    query parameter."""
 
     status: ActionStatus
     product: str | None = Field(None, max_length=500)

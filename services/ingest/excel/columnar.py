@@ -1,7 +1,7 @@
 """Column-wise validation and BSON building of a whole sheet (fastexcel → Arrow → bytes).
 
-Why: the row validator (validate.py) costs ≈ 5–7 µs per row and `bson.encode` ≈ 3 µs on top of
-the reader; at a million rows that is more than reading the sheet. Here every column is checked
+Why: the row validator (validate.py) and `bson.encode` per row cost more than reading the sheet
+at a million rows (docs/benchmarks.md, "Parsing", where the time goes). Here every column is checked
 and converted at once with pyarrow compute kernels, and the stored documents are assembled as
 BSON bytes by the same kernels (`binary_join_element_wise`), a column at a time. pymongoarrow,
 MongoDB's own Arrow bridge, was looked at first: its `write` still turns every row into a Python

@@ -47,7 +47,8 @@ Accepted = Callable[[int], Awaitable[Any]]
 
 class SpareWorker:
     """One parse worker started before it is needed, so that a small upload does not wait for a
-    Python start and the worker's imports (≈ 0.2–0.3 s, most of a 10 000-row file's parse).
+    Python start and the worker's imports (most of a 10 000-row file's parse: docs/benchmarks.md,
+    "parsing and storing overlap", small uploads).
 
     Still one process per file, with the same caps: the spare has only imported its modules and
     waits for its job on stdin; the memory limit is set once the job arrives, before any reader is
