@@ -13,6 +13,7 @@ returned, logged or put into messages (messages carry ids only).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
@@ -167,16 +168,34 @@ async def sync_connection(
 # --------------------------------------------------------------------------- SweetClub commands
 
 
+async def _sweetclub_command(
+    db: Db,
+    user: CurrentUser,
+    bus: BusDep,
+    connection_id: str,
+    kind: str,
+    message: Callable[[str], contracts.SweetClubSaleAdd | contracts.SweetClubRefundAdd],
+    wait: float,
+    response: Response,
+) -> CommandOut:
+    """A write on the caller's SweetClub connection, as a command the connectors service answers."""
+    await _own_connection(db, user, connection_id, "sweetclub")
+    request_id = await connections.new_command(db, user, kind, connection_id)
+    await bus.publish(message(request_id))
+    return await _answer_of(db, request_id, wait, response)
+
+
 @router.post("/{connection_id}/sweetclub/sales", response_model=CommandOut, responses={202: {"model": CommandOut}})
 async def sweetclub_sale_add(
     connection_id: str, body: SaleAddIn, user: CurrentUser, db: Db, bus: BusDep, response: Response, wait: Wait = 20
 ) -> CommandOut:
     """Register a sale on SweetClub (`api/sale/add`); `result.sales_id` or SweetClub's error."""
-    await _own_connection(db, user, connection_id, "sweetclub")
-    request_id = await connections.new_command(db, user, "sweetclub_sale_add", connection_id)
-    payload = {k: v for k, v in body.model_dump(exclude_none=True).items()}
-    await bus.publish(contracts.SweetClubSaleAdd(connection_id=connection_id, request_id=request_id, payload=payload))
-    return await _answer_of(db, request_id, wait, response)
+    payload = body.model_dump(exclude_none=True)
+
+    def message(request_id: str) -> contracts.SweetClubSaleAdd:
+        return contracts.SweetClubSaleAdd(connection_id=connection_id, request_id=request_id, payload=payload)
+
+    return await _sweetclub_command(db, user, bus, connection_id, "sweetclub_sale_add", message, wait, response)
 
 
 @router.post("/{connection_id}/sweetclub/refunds", response_model=CommandOut, responses={202: {"model": CommandOut}})
@@ -184,8 +203,9 @@ async def sweetclub_refund_add(
     connection_id: str, body: RefundAddIn, user: CurrentUser, db: Db, bus: BusDep, response: Response, wait: Wait = 20
 ) -> CommandOut:
     """Refund a SweetClub sale (`api/refund/add`); `result.success` or SweetClub's error."""
-    await _own_connection(db, user, connection_id, "sweetclub")
-    request_id = await connections.new_command(db, user, "sweetclub_refund_add", connection_id)
     payload = body.model_dump(exclude_none=True)
-    await bus.publish(contracts.SweetClubRefundAdd(connection_id=connection_id, request_id=request_id, payload=payload))
-    return await _answer_of(db, request_id, wait, response)
+
+    def message(request_id: str) -> contracts.SweetClubRefundAdd:
+        return contracts.SweetClubRefundAdd(connection_id=connection_id, request_id=request_id, payload=payload)
+
+    return await _sweetclub_command(db, user, bus, connection_id, "sweetclub_refund_add", message, wait, response)
