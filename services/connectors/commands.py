@@ -30,7 +30,7 @@ from services.connectors.platforms.sweetclub.puller import make_client
 from services.connectors.platforms.sweetclub.writes import WriteOutcome, create_sale, refund_sale
 from services.connectors.sync.leases import now
 from services.connectors.sync.services import Services, build_puller, puller_args
-from shared import contracts
+from shared import contracts, source_reports
 from shared.broker import PermanentError
 from shared.connector_commands import (
     COMMAND_DONE,
@@ -59,7 +59,7 @@ async def request_sync(svc: Services, msg: contracts.SyncConnection) -> int:
             "$set": {
                 "sync_requested": True,
                 "sync_correlation_id": msg.correlation_id,
-                "progress.state": "queued",
+                "progress.state": source_reports.SYNC_QUEUED,
                 "progress.queued_at": now(),
             }
         },

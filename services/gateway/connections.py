@@ -30,7 +30,7 @@ from shared.connector_commands import COMMAND_QUEUED, FINAL_COMMAND_STATES
 from shared.credentials import CredentialsBox, Kind, missing_credentials
 from shared.mongo import COLLECTIONS, Document
 from shared.settings import Settings
-from shared.source_reports import PENDING
+from shared.source_reports import PENDING, SYNC_IDLE
 
 # How often a waiting route looks at its command again.
 COMMAND_POLL_SECONDS = 0.1
@@ -216,7 +216,7 @@ async def attach_source(db: AsyncDatabase[Document], user: User, conn: Document,
         "period_start": datetime.combine(body.period_start, datetime.min.time(), UTC),
         "period_end": datetime.combine(body.period_end, datetime.min.time(), UTC),
         "status": PENDING,
-        "progress": {"state": "idle", "pages": 0, "sales": 0},
+        "progress": {"state": SYNC_IDLE, "pages": 0, "sales": 0},
         "error_message": None,
         "creator_id": user.id,
         "channel_id": Int64(int(cast(int, conn["channel_id"]))),

@@ -214,7 +214,7 @@ class SyncEngine:
             sr_id,
             {
                 "status": source_reports.SUCCESS,
-                "progress.state": "done",
+                "progress.state": source_reports.SYNC_DONE,
                 "progress.finished_at": finished,
                 "progress.updated_at": finished,
                 "last_synced_at": finished,
@@ -234,7 +234,7 @@ class SyncEngine:
         log.warning("sync failed", extra={"source_report_id": sr_id, "reason": message})
         fields: dict[str, Any] = {
             "error_message": message,
-            "progress.state": "failed",
+            "progress.state": source_reports.SYNC_FAILED,
             "progress.error_message": message,
             "progress.updated_at": now(),
         }

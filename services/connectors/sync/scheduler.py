@@ -23,6 +23,7 @@ from services.connectors.sync.planning import due_for_poll, poll_is_due, running
 from services.connectors.sync.services import Services
 from services.connectors.telemetry import SYNC_LAG_SECONDS
 from shared.mongo import COLLECTIONS, Document
+from shared.source_reports import SYNC_RUNNING
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class Scheduler:
         # tick, on every replica (docs/benchmarks.md, "Lookups that used to scan a collection").
         sources = db[COLLECTIONS.source_reports]
         requested = await sources.distinct("connection_id", {"sync_requested": True, "kind": "connector"})
-        running = await sources.distinct("connection_id", {"progress.state": "running", "kind": "connector"})
+        running = await sources.distinct("connection_id", {"progress.state": SYNC_RUNNING, "kind": "connector"})
         for conn_id in sorted({*requested, *running}, key=str):
             conn_id = str(conn_id)
             if conn_id in self._active or len(self._active) >= self.svc.cfg.max_concurrent_syncs:
@@ -185,7 +186,7 @@ class Scheduler:
             )
             if sr is None:
                 sr = await reports.find_one(
-                    {"connection_id": conn_id, "kind": "connector", "progress.state": "running"}
+                    {"connection_id": conn_id, "kind": "connector", "progress.state": SYNC_RUNNING}
                 )
             if sr is None:
                 return
