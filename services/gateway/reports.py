@@ -36,9 +36,9 @@ async def report_view(db: AsyncDatabase[Document], user: User, report_id: str) -
     """The report as the API returns it (before serialisation), or None when missing or foreign."""
     # The report and its sources in one round trip: each database call costs the gateway CPU in the
     # driver whatever it returns (docs/benchmarks.md, "a report and its sources in one `$lookup`"),
-    # and this is the most requested read. A foreign or
-    # missing report matches nothing, so its sources are never read. `$lookup` goes through the
-    # source_reports `report_id` index, on MongoDB as on SecantusDB.
+    # and this is the most requested read. A foreign or missing report matches nothing, so its
+    # sources are never read. `$lookup` goes through the source_reports `report_id` index, on
+    # MongoDB as on SecantusDB.
     found = await (
         await db[COLLECTIONS.reports].aggregate(
             [
