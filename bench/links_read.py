@@ -32,9 +32,9 @@ import httpx
 from bson import Binary, Decimal128, Int64
 from pymongo import MongoClient
 
-from services.gateway import reports
 from shared.links_answer import LINKS_ANSWER_COLLECTION, LINKS_JSON_FIELD, answer_document, encode_links
 from shared.mongo import COLLECTIONS
+from shared.reports import NUMBER_METRIC_NAMES
 from shared.settings import Settings
 from tests.infra import (
     MongoServer,
@@ -75,7 +75,7 @@ def entries(n: int, rows: int, rng: random.Random) -> list[dict[str, Any]]:
 
 def seed(db: Any, creator_id: int, links: int) -> None:
     counts = ("subs", "sales", "leads", "funnel", "unsubs", "net_subs")
-    metrics = {field: 150 if field in counts else Decimal128("1.5") for field in reports.METRIC_FIELDS}
+    metrics = {field: 150 if field in counts else Decimal128("1.5") for field in NUMBER_METRIC_NAMES}
     for report_id, layout in (("with-bytes", "both"), ("entries-only", "entries"), ("bytes-only", "bytes")):
         db[COLLECTIONS.reports].insert_one(
             {**metrics, "_id": report_id, "creator_id": creator_id, "channel_id": Int64(-1001), "name": "big",

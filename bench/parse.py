@@ -29,9 +29,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.workbooks import LAYOUTS, workbook
+
+if TYPE_CHECKING:  # imported by each reader in its own process, so that its peak RSS is its own
+    from services.ingest.excel import ParseJob
 
 READERS = ("openpyxl", "calamine", "ours", "stream")
 
@@ -70,18 +73,25 @@ def run_calamine(path: Path) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - started, "rows": rows - 1, "peak_rss": _peak_rss()}
 
 
+def _job(path: Path, tmp: Path) -> ParseJob:
+    """The job both of our readers get: the workbook, a spool in `tmp`, a made-up report."""
+    from services.ingest.excel import ParseJob
+
+    return ParseJob(
+        path=path,
+        spool_path=tmp / "spool.bson",
+        report_id="bench-report",
+        source_report_id="bench-source",
+        channel_id=-1001234567890,
+        creator_id=1,
+    )
+
+
 def run_ours(path: Path) -> dict[str, Any]:
-    from services.ingest.excel import ParseJob, ParseLimits, parse_workbook
+    from services.ingest.excel import ParseLimits, parse_workbook
 
     with tempfile.TemporaryDirectory(prefix="saleswire-bench-") as tmp:
-        job = ParseJob(
-            path=path,
-            spool_path=Path(tmp) / "spool.bson",
-            report_id="bench-report",
-            source_report_id="bench-source",
-            channel_id=-1001234567890,
-            creator_id=1,
-        )
+        job = _job(path, Path(tmp))
         started = time.perf_counter()
         outcome = asyncio.run(parse_workbook(job, ParseLimits(timeout_seconds=3600)))
         seconds = time.perf_counter() - started
@@ -98,7 +108,7 @@ def run_ours(path: Path) -> dict[str, Any]:
 
 
 def run_stream(path: Path) -> dict[str, Any]:
-    from services.ingest.excel import ParseJob, ParseLimits
+    from services.ingest.excel import ParseLimits
     from services.ingest.excel.stream import stream_workbook
 
     received = [0, 0]
@@ -111,14 +121,7 @@ def run_stream(path: Path) -> dict[str, Any]:
         return None
 
     with tempfile.TemporaryDirectory(prefix="saleswire-bench-") as tmp:
-        job = ParseJob(
-            path=path,
-            spool_path=Path(tmp) / "spool.bson",
-            report_id="bench-report",
-            source_report_id="bench-source",
-            channel_id=-1001234567890,
-            creator_id=1,
-        )
+        job = _job(path, Path(tmp))
         started = time.perf_counter()
         result = asyncio.run(stream_workbook(job, ParseLimits(timeout_seconds=3600), store=store, accepted=accepted))
         seconds = time.perf_counter() - started

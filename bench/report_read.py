@@ -25,6 +25,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.gateway import reports
 from services.gateway.auth import User
 from shared.mongo import COLLECTIONS, Document, ensure_indexes, make_client
+from shared.reports import NUMBER_METRIC_NAMES
 from shared.settings import Settings
 from tests.infra import MongoServer
 
@@ -45,7 +46,7 @@ async def two_reads(db: AsyncDatabase[Document], user: User, report_id: str) -> 
 
 
 async def fill(db: AsyncDatabase[Document], n: int) -> None:
-    metrics = {field: Decimal128("1.5") for field in reports.METRIC_FIELDS}
+    metrics = {field: Decimal128("1.5") for field in NUMBER_METRIC_NAMES}
     for start in range(0, n, 5_000):
         span = range(start, min(start + 5_000, n))
         await db[COLLECTIONS.reports].insert_many(

@@ -51,7 +51,15 @@ from rich.table import Table
 from rich.text import Text
 
 from shared.currency import CurrencyInvalid, parse_rates
-from shared.reports import FINAL_REPORT_STATES, NUMBER_METRICS, MetricField, metric_value, to_number
+from shared.reports import (
+    FINAL_REPORT_STATES,
+    LINK_FIELDS,
+    NUMBER_METRICS,
+    REPORT_FAILED,
+    MetricField,
+    metric_value,
+    to_number,
+)
 
 EXIT_ERROR: Final = 1
 CHUNK_SIZE: Final = 256 * 1024
@@ -431,28 +439,20 @@ def print_warnings(report: Mapping[str, Any]) -> None:
         console.print(Text(f"warning: {warning}", style="yellow"))
 
 
-LINK_HEADERS: Final = (
-    "invite_link", "subs", "unsubs", "net_subs", "funnel", "leads", "sales", "buyers", "profit", "cost",
-    "romi", "cpc", "cpc_net", "cac", "cr_sales", "retention_d1", "retention_d7", "retention_d30",
-)  # fmt: skip
-_LINK_MONEY: Final = frozenset({"profit", "cost", "cpc", "cpc_net", "cac"})
-_LINK_PERCENT: Final = frozenset({"romi", "cr_sales", "retention_d1", "retention_d7", "retention_d30"})
-
-
 def links_table(links: Sequence[Mapping[str, Any]], report_id: str) -> Table:
     """The links answer as a table; a null link is the rows that came with none."""
     table = Table(title=f"invite links of report {report_id}", title_justify="left")
-    for header in LINK_HEADERS:
-        table.add_column(header, justify="left" if header == "invite_link" else "right", overflow="fold")
+    for field in LINK_FIELDS:
+        table.add_column(field.key, justify="left" if field.kind == "link" else "right", overflow="fold")
     for entry in links:
         cells = []
-        for header in LINK_HEADERS:
-            value = entry.get(header)
-            if header == "invite_link":
+        for field in LINK_FIELDS:
+            value = entry.get(field.key)
+            if field.kind == "link":
                 cells.append(Text("(no link)" if value is None else str(value)))
-            elif header in _LINK_MONEY:
+            elif field.kind == "money":
                 cells.append(Text(money_text(value)))
-            elif header in _LINK_PERCENT:
+            elif field.kind == "percent":
                 number = to_number(value)
                 cells.append(Text(empty_mark() if number is None else f"{Decimal(str(number)):.2f} %"))
             else:
@@ -570,7 +570,7 @@ def upload(
                 return
             report = _follow(gateway, report_id, wait_timeout, poll_interval)
         print_report(report)
-        if report.get("status") == "failed":
+        if report.get("status") == REPORT_FAILED:
             raise CliError(f"the report failed: {report.get('error_message') or 'no reason given'}")
 
     run(action)

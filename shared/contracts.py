@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from shared.currency import normalise_currency
 from shared.logging import correlation_id
+from shared.sale_rows import ActionStatus
 
 ChannelId = Annotated[int, Field(ge=-(2**63), le=2**63 - 1, description="Telegram chat id (64-bit signed)")]
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=512)]
@@ -116,7 +117,7 @@ class SweetClubRefundAdd(Message):
 # --------------------------------------------------------------------------- events
 
 
-SaleStatus = Literal["lead", "sale", "funnel"]
+SaleStatus = ActionStatus  # what a publisher may report: the statuses of SPEC §3
 
 
 class RecordedSale(BaseModel):

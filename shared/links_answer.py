@@ -1,18 +1,18 @@
 """The bytes of the links answer (`GET /sales/analytic/report/{id}/links`, SPEC §4.2), made once.
 
 Analytics writes the links table (`report_links`, one document per report) and the gateway answers
-it. A 10 000-link table is 180 000 values: SecantusDB alone takes ~0.5 s to hand back such a document
-of sub-documents with Decimal128s, and decoding plus serialising them costs the gateway as much
-again (bench/links_read.py), while a document that keeps the answer's JSON as one binary field comes
-back in a few milliseconds. So whoever saves the entries also saves `encode_links(entries)` under
-`LINKS_JSON_FIELD`; the gateway sends those bytes as they are, and encodes the entries itself (the
-same function, the same bytes) only for a document saved without them.
+it. A 10 000-link table is 180 000 values: SecantusDB is slow to hand back such a document of
+sub-documents with Decimal128s, and decoding plus serialising them costs the gateway as much again,
+while a document that keeps the answer's JSON as one binary field comes back fast (the figures:
+docs/benchmarks.md, "Links read"). So whoever saves the entries also saves `encode_links(entries)`
+under `LINKS_JSON_FIELD`; the gateway sends those bytes as they are, and encodes the entries itself
+(the same function, the same bytes) only for a document saved without them.
 
-Measured since (bench/links_read.py): SecantusDB reads a whole document whatever the projection,
-so the bytes beside 10 000 entries still come back in ~0.85 s, and alone in their own document in
-~20 ms. Hence `LINKS_ANSWER_COLLECTION`: one document per report, `answer_document(...)`, saved
-right after the `report_links` document with the same guards. The gateway reads it first, and
-`report_links` only when a report has no answer document (a table saved before it existed).
+SecantusDB reads a whole document whatever the projection, so the bytes beside 10 000 entries are
+still slow to come back, and fast alone in their own document (same section). Hence
+`LINKS_ANSWER_COLLECTION`: one document per report, `answer_document(...)`, saved right after the
+`report_links` document with the same guards. The gateway reads it first, and `report_links` only
+when a report has no answer document (a table saved before it existed).
 """
 
 from __future__ import annotations
@@ -22,14 +22,13 @@ from collections.abc import Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Final
 
+from shared.reports import LINK_FIELD_NAMES
+
 LINKS_JSON_FIELD: Final = "links_json"
 # {_id: report_id, creator_id, applied_inputs_version, computed_version, computed_from, links_json: bytes}
 LINKS_ANSWER_COLLECTION: Final = "report_links_answer"
-# The fields of one entry, in answer order (the issue 16 contract).
-LINK_FIELDS: Final = (
-    "invite_link", "subs", "unsubs", "net_subs", "funnel", "leads", "sales", "buyers", "profit", "cost",
-    "romi", "cpc", "cpc_net", "cac", "cr_sales", "retention_d1", "retention_d7", "retention_d30",
-)  # fmt: skip
+# The fields of one entry, in answer order (the issue 16 contract, declared in shared.reports).
+LINK_FIELDS: Final = LINK_FIELD_NAMES
 _CENT: Final = Decimal("0.01")
 
 

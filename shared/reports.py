@@ -141,6 +141,7 @@ NUMBER_METRICS: Final[tuple[MetricField, ...]] = SEED_METRICS + RETENTION_METRIC
 # Every figure analytics writes on a report, in the order a reader meets them.
 REPORT_METRICS: Final[tuple[MetricField, ...]] = NUMBER_METRICS + CURRENCY_METRICS
 REPORT_METRIC_NAMES: Final[tuple[str, ...]] = tuple(m.key for m in REPORT_METRICS)
+NUMBER_METRIC_NAMES: Final[tuple[str, ...]] = tuple(m.key for m in NUMBER_METRICS)
 SEED_METRIC_NAMES: Final[tuple[str, ...]] = tuple(m.key for m in SEED_METRICS)
 # The counts among them (ints; every other figure is Decimal or null).
 COUNT_METRIC_NAMES: Final[frozenset[str]] = frozenset(m.key for m in REPORT_METRICS if m.kind == "count")
@@ -187,6 +188,11 @@ LINK_FIELDS: Final[tuple[MetricField, ...]] = (
     _link("retention_d30"),
 )  # fmt: skip
 LINK_FIELD_NAMES: Final[tuple[str, ...]] = tuple(f.key for f in LINK_FIELDS)
+# The entry fields that always hold a value: every link has its counts and its profit (0 without a
+# sale); the cost and the figures divided by it or by a count may be null.
+LINK_FIELDS_ALWAYS_SET: Final[frozenset[str]] = frozenset(
+    f.key for f in LINK_FIELDS if f.kind == "count" or f.key == "profit"
+)
 
 
 # --- reading a figure -----------------------------------------------------------------------------

@@ -41,7 +41,7 @@ produces exactly this shape; analytics aggregates it and the gateway lists it.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Final, Literal, TypedDict
+from typing import Any, Final, Literal, TypedDict, get_args
 
 from bson import Decimal128, Int64
 
@@ -50,7 +50,7 @@ SaleStatus = Literal["lead", "sale", "funnel", "refunded", "revenue"]
 # The statuses a seller's Excel row may carry (SPEC §3), in the SPEC's order: what the sales
 # listing filters on, what the template offers and what the totals count.
 ActionStatus = Literal["lead", "sale", "funnel"]
-ACTION_STATUSES: Final[tuple[ActionStatus, ...]] = ("lead", "sale", "funnel")
+ACTION_STATUSES: Final[tuple[ActionStatus, ...]] = get_args(ActionStatus)
 # `action_period_ms` / MS_PER_DAY = the `action_period` in days the API shows.
 MS_PER_DAY: Final = 86_400_000
 

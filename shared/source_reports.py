@@ -30,6 +30,16 @@ FAILED: Final[SourceStatus] = "failed"
 # Excel sources end "ingested", connector syncs "success"; either may end "failed".
 FINAL_SOURCE_STATES: Final[frozenset[SourceStatus]] = frozenset({INGESTED, SUCCESS, FAILED})
 
+# A connector source's `progress.state`: where its current sync run is (the gateway attaches it
+# idle; the connectors service queues, runs and ends each run). Apart from `status`: a run that
+# fails while enriching leaves the source `success` with its listing's figures.
+SyncState = Literal["idle", "queued", "running", "done", "failed"]
+SYNC_IDLE: Final[SyncState] = "idle"
+SYNC_QUEUED: Final[SyncState] = "queued"
+SYNC_RUNNING: Final[SyncState] = "running"
+SYNC_DONE: Final[SyncState] = "done"
+SYNC_FAILED: Final[SyncState] = "failed"
+
 
 class SourceReport(TypedDict, total=False):
     """The fields a source report may hold; which ones depends on its kind (see the writers)."""

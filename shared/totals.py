@@ -15,9 +15,9 @@ Besides the seed's counts, one pass yields (SPEC §4.1, §4.2):
   rows to their own `invite_link` (None = no link). The links' subs, counts and revenue add up to
   the report's.
 
-Memory of the fold: one small list per Excel user (first touch + that user's counts, ≈ 250 bytes
-with its dict entry in CPython) and the user-key sets the seed already kept; per link a few
-counters and the keys of its buyers. Never a list of rows.
+Memory of the fold: one small list per Excel user (first touch + that user's counts, with its
+dict entry; its size is in docs/benchmarks.md, "Report recompute") and the user-key sets the seed
+already kept; per link a few counters and the keys of its buyers. Never a list of rows.
 """
 
 from __future__ import annotations
@@ -132,8 +132,9 @@ _EXACT_COEFFICIENT: Final = 10**28  # scaleb keeps a coefficient below the conte
 
 def stored_decimal(value: Any) -> Decimal:
     """A stored amount as Decimal. Decimal128 is decoded from its BID words here: pymongo's
-    `to_decimal` is pure Python and ≈ 6× slower, and a recompute decodes every sale of the report
-    (the special encodings — huge coefficients, NaN, infinities — and negatives go through it)."""
+    `to_decimal` is pure Python and slower (docs/benchmarks.md, "Report recompute"), and a recompute
+    decodes every sale of the report (the special encodings — huge coefficients, NaN, infinities —
+    and negatives go through it)."""
     if type(value) is Decimal128:
         low, high = _BID_WORDS.unpack(value.bid)
         if high >> 61 == 3 or high >> 63:

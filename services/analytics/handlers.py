@@ -31,6 +31,7 @@ from shared import contracts
 from shared.broker import Bus
 from shared.currency import DEFAULT_CURRENCY
 from shared.mongo import Document
+from shared.reports import REPORT_FAILED, REPORT_PROCESSING, REPORT_SUCCESS
 from shared.totals import Totals, from_document, is_current_document
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def already_covered(report: Document, event: contracts.SalesIngested) -> bool:
     it saw the event's rows (they were written before that version was taken). An event without
     a version (an older release's) and a failed report always recompute."""
     computed = computed_version_of(report)
-    if computed is None or event.rows_version is None or report.get("status") == "failed":
+    if computed is None or event.rows_version is None or report.get("status") == REPORT_FAILED:
         return False
     return event.rows_version <= computed
 
@@ -149,7 +150,7 @@ class AnalyticsHandlers:
         started = time.perf_counter()
         totals = await self.repo.totals(report_id, self.inputs(report).currency)
         settled = await self.repo.sources_settled(report_id)
-        status = ("success" if settled else "processing") if settle else None
+        status = (REPORT_SUCCESS if settled else REPORT_PROCESSING) if settle else None
         elapsed = time.perf_counter() - started
         saved = await self.save(
             report,
@@ -161,9 +162,9 @@ class AnalyticsHandlers:
         )
         REPORT_RECOMPUTE_SECONDS.observe(elapsed)
         log.info("report recomputed", extra={"report_id": report_id, "seconds": round(elapsed, 3), "saved": saved})
-        if saved and (settled if settle else report.get("status") == "success"):
+        if saved and (settled if settle else report.get("status") == REPORT_SUCCESS):
             if settle:
-                REPORTS_FINISHED.labels(status="success").inc()
+                REPORTS_FINISHED.labels(status=REPORT_SUCCESS).inc()
             await self.bus.publish(contracts.ReportUpdated(correlation_id=correlation_id, report_id=report_id))
 
     async def recompute_report(self, command: contracts.RecomputeReport) -> None:
@@ -194,7 +195,7 @@ class AnalyticsHandlers:
             "report recomputed from stored totals",
             extra={"report_id": command.report_id, "reason": command.reason, "saved": saved},
         )
-        if saved and report.get("status") == "success":
+        if saved and report.get("status") == REPORT_SUCCESS:
             await self.bus.publish(
                 contracts.ReportUpdated(correlation_id=command.correlation_id, report_id=command.report_id)
             )

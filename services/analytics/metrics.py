@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal, localcontext
 from typing import Any, Final
 
-from shared.links_answer import LINK_FIELDS
+from shared.reports import LINK_FIELD_NAMES, REPORT_METRIC_NAMES
+from shared.sale_rows import MS_PER_DAY
 from shared.totals import RETENTION_DAYS, LinkTotals, Totals, link_sort_key
 
 CENT = Decimal("0.01")
 HUNDRED = Decimal(100)
-MS_PER_DAY = Decimal(86_400_000)
 # Amounts (< 10^15, 2 decimals) × a million rows × a rate of any precision fit in 80 digits:
 # conversion and every ratio are exact until the one rounding at the end.
 EXACT: Final = Context(prec=80)
@@ -147,7 +147,11 @@ def _compute(
             ],
         }
     )
-    return ReportFigures(fields=fields, links=_links(totals.links, profit, rates, link_costs))
+    # The declared figures, in their order: one declared but not computed here fails at once.
+    declared = {name: fields[name] for name in REPORT_METRIC_NAMES}
+    return ReportFigures(
+        fields={**declared, "as_of": fields["as_of"]}, links=_links(totals.links, profit, rates, link_costs)
+    )
 
 
 def _links(
@@ -185,5 +189,5 @@ def _links(
             buyers=link.buyers,
             profit=shown_profit,
         )
-        entries.append({name: values[name] for name in LINK_FIELDS})
+        entries.append({name: values[name] for name in LINK_FIELD_NAMES})
     return entries

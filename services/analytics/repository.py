@@ -17,8 +17,8 @@ from shared.links_answer import LINKS_ANSWER_COLLECTION, LINKS_JSON_FIELD, answe
 from shared.mongo import COLLECTIONS, Document
 from shared.report_versions import bump_report_rows
 from shared.sale_chunks import rows_pipeline
-from shared.sale_rows import ACTION_STATUSES
-from shared.source_reports import FINAL_SOURCE_STATES, INGESTED
+from shared.sale_rows import ACTION_STATUSES, MS_PER_DAY
+from shared.source_reports import FAILED, FINAL_SOURCE_STATES, INGESTED
 from shared.totals import (
     ORDER_STRIDE,
     RETENTION_DAYS,
@@ -68,10 +68,10 @@ def excel_as_of(sources: list[Document]) -> tuple[bool, datetime | None]:
     totals are missing (still being stored, or an older release) and the rows must tell."""
     latest: datetime | None = None
     for source in sources:
-        if source.get("kind", "excel") != "excel" or source.get("status") == "failed":
+        if source.get("kind", "excel") != "excel" or source.get("status") == FAILED:
             continue
         stored = source.get("totals")
-        if source.get("status") != "ingested" or stored is None or not is_current_document(stored):
+        if source.get("status") != INGESTED or stored is None or not is_current_document(stored):
             return False, None
         moment = from_document(stored).as_of
         if moment is not None and (latest is None or moment > latest):
@@ -206,7 +206,7 @@ def totals_pipeline(
     for name in counted:
         per_link[name] = {"$sum": {"$cond": [part_once, f"$parts.{name}", 0]}}
     for n in RETENTION_DAYS:
-        days_ms = n * 86_400_000
+        days_ms = n * MS_PER_DAY
         eligible = {"$and": [user_once, {"$lte": ["$parts.ft.s", {"$subtract": ["$as_of", days_ms]}]}]}
         stayed = {
             "$or": [

@@ -30,14 +30,22 @@ from services.connectors.platforms.sweetclub.puller import make_client
 from services.connectors.platforms.sweetclub.writes import WriteOutcome, create_sale, refund_sale
 from services.connectors.sync.leases import now
 from services.connectors.sync.services import Services, build_puller, puller_args
-from shared import contracts
+from shared import contracts, source_reports
 from shared.broker import PermanentError
+from shared.connector_commands import (
+    COMMAND_DONE,
+    COMMAND_FAILED,
+    COMMAND_QUEUED,
+    COMMAND_REJECTED,
+    COMMAND_RUNNING,
+    CommandState,
+)
 from shared.mongo import COLLECTIONS, Document
 from shared.report_versions import bump_rows_version
 
 log = logging.getLogger(__name__)
 
-Outcome = tuple[str, dict[str, Any] | None, str | None]  # state, result, error
+Outcome = tuple[CommandState, dict[str, Any] | None, str | None]  # state, result, error
 
 
 async def request_sync(svc: Services, msg: contracts.SyncConnection) -> int:
@@ -52,7 +60,7 @@ async def request_sync(svc: Services, msg: contracts.SyncConnection) -> int:
             "$set": {
                 "sync_requested": True,
                 "sync_correlation_id": msg.correlation_id,
-                "progress.state": "queued",
+                "progress.state": source_reports.SYNC_QUEUED,
                 "progress.queued_at": now(),
             }
         },
@@ -67,7 +75,7 @@ async def _claim(svc: Services, request_id: str, kind: str, connection_id: str) 
     command left `running` gets it too, with what the first delivery noted), else None."""
     coll = svc.db[COLLECTIONS.connector_commands]
     claimed = await coll.find_one_and_update(
-        {"_id": request_id, "state": "queued"}, {"$set": {"state": "running", "started_at": now()}}
+        {"_id": request_id, "state": COMMAND_QUEUED}, {"$set": {"state": COMMAND_RUNNING, "started_at": now()}}
     )
     if claimed is not None:
         return claimed
@@ -77,7 +85,7 @@ async def _claim(svc: Services, request_id: str, kind: str, connection_id: str) 
             "_id": request_id,
             "kind": kind,
             "connection_id": connection_id,
-            "state": "running",
+            "state": COMMAND_RUNNING,
             "created_at": now(),
             "started_at": now(),
         }
@@ -86,7 +94,7 @@ async def _claim(svc: Services, request_id: str, kind: str, connection_id: str) 
         except DuplicateKeyError:
             return None
         return doc
-    return existing if existing.get("state") == "running" else None
+    return existing if existing.get("state") == COMMAND_RUNNING else None
 
 
 async def _finish(svc: Services, request_id: str, outcome: Outcome) -> None:
@@ -108,22 +116,26 @@ async def check(svc: Services, msg: contracts.CheckConnection) -> None:
         return
     conn = await _connection(svc, msg.connection_id)
     if conn is None:
-        await _finish(svc, msg.request_id, ("failed", None, "unknown connection"))
+        await _finish(svc, msg.request_id, (COMMAND_FAILED, None, "unknown connection"))
         return
     try:
         puller = build_puller(svc, conn)
     except (CredentialsError, ValueError) as exc:
-        await _finish(svc, msg.request_id, ("rejected", {"ok": False}, str(exc)))
+        await _finish(svc, msg.request_id, (COMMAND_REJECTED, {"ok": False}, str(exc)))
         return
     try:
         detail = await puller.check()
-        outcome: Outcome = ("done", {"ok": True, "detail": detail}, None)
+        outcome: Outcome = (COMMAND_DONE, {"ok": True, "detail": detail}, None)
     except ConnectorError as exc:
-        outcome = ("rejected", {"ok": False}, str(exc))
+        outcome = (COMMAND_REJECTED, {"ok": False}, str(exc))
     finally:
         await puller.aclose()
     await _finish(svc, msg.request_id, outcome)
-    last_check = {"ok": outcome[0] == "done", "message": outcome[2] or (outcome[1] or {}).get("detail"), "at": now()}
+    last_check = {
+        "ok": outcome[0] == COMMAND_DONE,
+        "message": outcome[2] or (outcome[1] or {}).get("detail"),
+        "at": now(),
+    }
     await svc.db[COLLECTIONS.connections].update_one({"_id": msg.connection_id}, {"$set": {"last_check": last_check}})
 
 
@@ -134,7 +146,7 @@ def _outcome(write: WriteOutcome) -> Outcome:
     if write.platform_error is not None:
         result["error"] = write.platform_error
     result["attempts"], result["lookups"] = write.attempts, write.lookups
-    return ("done", result, None) if write.ok else ("rejected", result, write.message or "refused")
+    return (COMMAND_DONE, result, None) if write.ok else (COMMAND_REJECTED, result, write.message or "refused")
 
 
 async def _sweetclub_call(
@@ -149,23 +161,23 @@ async def _sweetclub_call(
         return None
     conn = await _connection(svc, connection_id, "sweetclub")
     if conn is None:
-        outcome: Outcome = ("failed", None, "unknown SweetClub connection")
+        outcome: Outcome = (COMMAND_FAILED, None, "unknown SweetClub connection")
     else:
         try:
             client = make_client(puller_args(svc, conn))
         except (CredentialsError, ValueError) as exc:
-            outcome = ("failed", None, str(exc))
+            outcome = (COMMAND_FAILED, None, str(exc))
         else:
             try:
                 outcome = await call(client, command)
             except ValidationError as exc:
                 outcome = (
-                    "rejected",
+                    COMMAND_REJECTED,
                     None,
                     f"invalid payload: {exc.error_count()} errors, first: {exc.errors()[0]['loc']}",
                 )
             except ConnectorError as exc:
-                outcome = ("failed", None, f"outcome unknown after checking: {exc}")
+                outcome = (COMMAND_FAILED, None, f"outcome unknown after checking: {exc}")
             finally:
                 await client.aclose()
     await _finish(svc, request_id, outcome)
@@ -179,7 +191,7 @@ async def sweetclub_command(svc: Services, body: dict[str, Any]) -> None:
         outcome = await _sweetclub_call(
             svc, refund.request_id, refund.connection_id, "sweetclub_refund_add", _refund_call(refund)
         )
-        if outcome is not None and outcome[0] == "done":
+        if outcome is not None and outcome[0] == COMMAND_DONE:
             await apply_refund(svc, refund)
         return
     add = contracts.SweetClubSaleAdd.model_validate(body)
@@ -190,7 +202,7 @@ def _refund_call(refund: contracts.SweetClubRefundAdd) -> Callable[[SweetClubCli
     async def do_refund(client: SweetClubClient, _: Document) -> Outcome:
         payload = refund.payload
         if not payload.get("sale_id") or not payload.get("return_reason_id"):
-            return "rejected", None, "sale_id and return_reason_id are required"
+            return COMMAND_REJECTED, None, "sale_id and return_reason_id are required"
         return _outcome(
             await refund_sale(client, str(payload["sale_id"]), str(payload["return_reason_id"]), payload.get("comment"))
         )
@@ -225,9 +237,9 @@ async def apply_refund(svc: Services, refund: contracts.SweetClubRefundAdd) -> N
 
     The rows are found by `_id`: a synced sale's id is its source report's id and the platform's
     sale id, so one point lookup per source report of the connection. Matching on
-    `extra.external_id` instead scanned every sale row of every user (4.1 s at 200 000 rows on
-    SecantusDB against 4 ms, `bench.lookups`), and an index for it would be paid on every Excel
-    row inserted."""
+    `extra.external_id` instead scanned every sale row of every user (seconds at 200 000 rows on
+    SecantusDB: docs/benchmarks.md, "Lookups that used to scan a collection"), and an index for it
+    would be paid on every Excel row inserted."""
     sale_id = str(refund.payload["sale_id"])
     sources = (
         await svc.db[COLLECTIONS.source_reports]

@@ -26,10 +26,11 @@ from pymongo.errors import PyMongoError
 from services.gateway.auth import User
 from services.gateway.idempotency import Answer, Claim, IdempotencyKeys
 from services.gateway.uploads import StoredUpload, UploadRejected, stream_upload_to_gridfs
-from shared import contracts
+from shared import contracts, source_reports
 from shared.broker import Bus
 from shared.logging import correlation_id
 from shared.mongo import COLLECTIONS, Document
+from shared.reports import REPORT_PENDING, REPORT_PROCESSING
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -159,7 +160,7 @@ async def _create(
             "exchange_rates": {code: Decimal128(rate) for code, rate in new.exchange_rates.items()},
             "link_costs": {},
             "inputs_version": 0,
-            "status": "pending",
+            "status": REPORT_PENDING,
             "error_message": None,
             "created_at": now,
             "updated_at": now,
@@ -175,7 +176,7 @@ async def _create(
             "name": stored.filename,
             "file_id": stored.file_id,
             "size": stored.size,
-            "status": "pending",
+            "status": source_reports.PENDING,
             "verdict": None,
             "rows": None,
             "created_at": now,
@@ -228,10 +229,10 @@ async def _await_verdict(
         verdict = await _poll_for_verdict(db, source_report_id, deadline)
     if verdict is None:
         # Still being read: answer now; the report's status tells the rest.
-        return Outcome(200, {"report_id": report_id, "status": "pending"})
+        return Outcome(200, {"report_id": report_id, "status": REPORT_PENDING})
     if verdict["ok"]:
         report = await db[COLLECTIONS.reports].find_one({"_id": report_id}, projection={"status": 1})
-        return Outcome(200, {"report_id": report_id, "status": (report or {}).get("status", "processing")})
+        return Outcome(200, {"report_id": report_id, "status": (report or {}).get("status", REPORT_PROCESSING)})
     # A rejected file leaves nothing behind.
     await _forget(db, bucket, report_id, stored)
     if verdict.get("kind") == "unsupported_format":

@@ -14,11 +14,10 @@ import csv
 import io
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from itertools import chain, islice
-from typing import Final, Literal
+from typing import Final
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
@@ -27,10 +26,10 @@ from openpyxl.chart import BarChart, Reference
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
-from shared.reports import to_number
+from shared.reports import LINK_FIELDS, NUMBER_METRICS, Kind, metric_value, to_number
+from shared.sale_rows import MS_PER_DAY
 
 Row = Mapping[str, object]
-Kind = Literal["count", "money", "percent", "days"]
 
 MONEY_FORMAT: Final = "#,##0.00"
 # Percent metrics are already ×100 in the API (12.5 means 12.5 %), so they get a plain 2-decimal
@@ -49,77 +48,19 @@ MAX_COLUMN_WIDTH: Final = 60
 # Widths of a rows sheet are fitted to the first rows only: a write-only sheet needs its column
 # widths before the first row is written, and buffering every row would defeat streaming.
 WIDTH_SAMPLE_ROWS: Final = 500
-_MS_PER_DAY: Final = Decimal(86_400_000)
 _CENT: Final = Decimal("0.01")
 
-
-@dataclass(frozen=True)
-class Metric:
-    key: str
-    kind: Kind
-    label: str
-    definition_en: str
-    definition_ru: str
-
-
-# Every metric of SPEC §4, in the order a reader meets them: volume, money, costs, conversion, timing.
-METRICS: Final[tuple[Metric, ...]] = (
-    Metric("subs", "count", "Subscribers", "Number of distinct users (user_id) across the Excel sources",
-           "Число уникальных пользователей (user_id) во всех Excel-источниках"),
-    Metric("funnel", "count", "Funnel entries", "Number of rows with status funnel",
-           "Число строк со статусом funnel (воронка)"),
-    Metric("leads", "count", "Leads", "Number of rows with status lead", "Число строк со статусом lead (лид)"),
-    Metric("sales", "count", "Sales", "Number of rows with status sale", "Число строк со статусом sale (продажа)"),
-    Metric("profit", "money", "Profit", "Sum of purchase_amount over sale rows of all sources, receipts included",
-           "Сумма purchase_amount по строкам-продажам всех источников, включая чеки ОФД"),
-    Metric("romi", "percent", "ROMI", "(profit − budget) / budget × 100",
-           "(выручка − бюджет) / бюджет × 100"),
-    Metric("cpc", "money", "Cost per subscriber (CPC)", "budget / subs", "бюджет / число подписчиков"),
-    Metric("cpf", "money", "Cost per funnel entry (CPF)", "budget / funnel", "бюджет / число входов в воронку"),
-    Metric("cpl", "money", "Cost per lead (CPL)", "budget / leads", "бюджет / число лидов"),
-    Metric("cac", "money", "Customer acquisition cost (CAC)",
-           "budget / number of distinct users with at least one sale",
-           "бюджет / число уникальных пользователей хотя бы с одной продажей"),
-    Metric("cr_funnel", "percent", "Conversion to funnel", "funnel / subs × 100", "воронка / подписчики × 100"),
-    Metric("cr_leads", "percent", "Conversion to leads", "leads / subs × 100", "лиды / подписчики × 100"),
-    Metric("cr_sales", "percent", "Conversion to sales", "sales / subs × 100", "продажи / подписчики × 100"),
-    Metric("avg_funnel", "days", "Average days to funnel",
-           "Mean action_period (action_date − sub_date, days) of funnel rows",
-           "Среднее action_period (дата действия − дата подписки, дни) строк воронки"),
-    Metric("avg_lead", "days", "Average days to lead", "Mean action_period of lead rows",
-           "Среднее action_period строк-лидов"),
-    Metric("avg_sale", "days", "Average days to sale", "Mean action_period of sale rows",
-           "Среднее action_period строк-продаж"),
-    Metric("premium_percent", "percent", "Premium users", "Share of users with Telegram Premium × 100",
-           "Доля пользователей с Telegram Premium × 100"),
-    Metric("username_percent", "percent", "Users with username", "Share of users with a non-empty username × 100",
-           "Доля пользователей с непустым username × 100"),
-    Metric("unsubs", "count", "Unsubscribed", "Users with an unsub_date", "Пользователи с датой отписки"),
-    Metric("net_subs", "count", "Subscribers who stayed", "subs − unsubs", "подписчики − отписавшиеся"),
-    Metric("unsub_percent", "percent", "Unsubscribed share", "unsubs / subs × 100", "отписавшиеся / подписчики × 100"),
-    Metric("cpc_net", "money", "Cost per subscriber who stayed", "budget / net_subs",
-           "бюджет / оставшиеся подписчики"),
-    Metric("retention_d1", "percent", "Retention, day 1",
-           "Of users subscribed at least 1 day before as_of, share still subscribed 1 day after sub_date × 100",
-           "Из подписавшихся не позже чем за 1 день до as_of — доля не отписавшихся в первый день × 100"),
-    Metric("retention_d7", "percent", "Retention, day 7", "The same for 7 days", "То же для 7 дней"),
-    Metric("retention_d30", "percent", "Retention, day 30", "The same for 30 days", "То же для 30 дней"),
-)  # fmt: skip
 
 LINKS_SHEET: Final = "Links"
 # The bar chart of the Links sheet shows this many links at most (the first, i.e. most subscribers):
 # a chart of 10 000 bars is unreadable; the table below it has every link.
 MAX_CHART_LINKS: Final = 30
 NO_LINK_LABEL: Final = "(no link)"
-# The links table's columns (the endpoint's fields, in its order) and their kinds.
-LINK_COLUMNS: Final[tuple[tuple[str, Kind | None], ...]] = (
-    ("invite_link", None), ("subs", "count"), ("unsubs", "count"), ("net_subs", "count"), ("funnel", "count"),
-    ("leads", "count"), ("sales", "count"), ("buyers", "count"), ("profit", "money"), ("cost", "money"),
-    ("romi", "percent"), ("cpc", "money"), ("cpc_net", "money"), ("cac", "money"), ("cr_sales", "percent"),
-    ("retention_d1", "percent"), ("retention_d7", "percent"), ("retention_d30", "percent"),
-)  # fmt: skip
-
-METRIC_UNITS: Final[Mapping[Kind, str]] = {"count": "", "money": "money", "percent": "%", "days": "days"}
+# The links table's columns (the endpoint's fields, in its order) and their kinds (the link itself
+# is text, no number format).
+LINK_COLUMNS: Final[tuple[tuple[str, Kind | None], ...]] = tuple(
+    (field.key, None if field.kind == "link" else field.kind) for field in LINK_FIELDS
+)
 _KIND_FORMATS: Final[Mapping[Kind, str]] = {
     "count": COUNT_FORMAT,
     "money": MONEY_FORMAT,
@@ -193,19 +134,8 @@ def _action_period(row: Row) -> Decimal | None:
         return _round2(Decimal(str(days)))
     ms = to_number(row.get("action_period_ms"))
     if ms is not None:
-        return _round2(Decimal(str(ms)) / _MS_PER_DAY)
+        return _round2(Decimal(str(ms)) / MS_PER_DAY)
     return None
-
-
-def metric_value(report: Row, metric: Metric) -> int | Decimal | None:
-    """A metric as the API shows it: counts as integers, everything else half-up to 2 decimals
-    (stored values may carry more digits; the API rounds once, at the end)."""
-    number = to_number(report.get(metric.key))
-    if number is None:
-        return None
-    if metric.kind == "count":
-        return int(number)
-    return _round2(Decimal(str(number)))
 
 
 def _clean_text(value: object) -> str | None:
@@ -366,9 +296,9 @@ def _write_summary(wb: Workbook, report: Row, sources: Sequence[tuple[str, Row]]
         add(["Error message", _clean_text(report.get("error_message"))])
     add([])
     add(["Metric", "Value", "Unit", "Definition", "Определение"], header=True)
-    for metric in METRICS:
+    for metric in NUMBER_METRICS:
         add(
-            [f"{metric.label} ({metric.key})", metric_value(report, metric), METRIC_UNITS[metric.kind],
+            [f"{metric.label_en} ({metric.key})", metric_value(report, metric), metric.unit.en,
              metric.definition_en, metric.definition_ru],
             [None, _KIND_FORMATS[metric.kind], None, None, None],
         )  # fmt: skip

@@ -14,14 +14,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.gateway.auth import User
 from shared.currency import DEFAULT_CURRENCY
 from shared.mongo import COLLECTIONS, Document
+from shared.reports import NUMBER_METRIC_NAMES
 from shared.sale_chunks import CHUNK_MATCH_FIELDS, SALES_INDEX, chunk_id, page_of, page_seqs, rows_pipeline
+from shared.sale_rows import MS_PER_DAY
+from shared.source_reports import PENDING
 
-METRIC_FIELDS = (
-    "profit", "subs", "sales", "leads", "funnel", "avg_sale", "avg_funnel", "avg_lead",
-    "premium_percent", "username_percent", "romi", "cpf", "cpl", "cac", "cpc",
-    "cr_leads", "cr_sales", "cr_funnel",
-    "unsubs", "net_subs", "unsub_percent", "cpc_net", "retention_d1", "retention_d7", "retention_d30",
-)  # fmt: skip
 # Public name → stored field, for the report list's order_by whitelist.
 REPORT_ORDER_FIELDS = {"created_at": "created_at", "name": "name", "id": "_id", "channel_id": "channel_id"}
 
@@ -37,10 +34,11 @@ def plain(value: Any) -> Any:
 
 async def report_view(db: AsyncDatabase[Document], user: User, report_id: str) -> dict[str, Any] | None:
     """The report as the API returns it (before serialisation), or None when missing or foreign."""
-    # The report and its sources in one round trip: each database call costs the gateway ≈ 0.4 ms
-    # of CPU in the driver whatever it returns, and this is the most requested read. A foreign or
-    # missing report matches nothing, so its sources are never read. `$lookup` goes through the
-    # source_reports `report_id` index, on MongoDB as on SecantusDB.
+    # The report and its sources in one round trip: each database call costs the gateway CPU in the
+    # driver whatever it returns (docs/benchmarks.md, "a report and its sources in one `$lookup`"),
+    # and this is the most requested read. A foreign or missing report matches nothing, so its
+    # sources are never read. `$lookup` goes through the source_reports `report_id` index, on
+    # MongoDB as on SecantusDB.
     found = await (
         await db[COLLECTIONS.reports].aggregate(
             [
@@ -82,14 +80,14 @@ def view_of(doc: Document, sources: list[Document]) -> dict[str, Any]:
                 "id": s["_id"],
                 "kind": s.get("kind", "excel"),
                 "name": _source_name(s),
-                "status": s.get("status", "pending"),
+                "status": s.get("status", PENDING),
                 "rows": s["rows"] if s.get("rows") is not None else (s.get("progress") or {}).get("sales"),
                 "created_at": s["created_at"],
             }
             for s in sources
         ],
     }
-    for field in METRIC_FIELDS:
+    for field in NUMBER_METRIC_NAMES:
         view[field] = plain(doc.get(field))
     # A report stored before currencies existed was, like every row in it, in the default currency.
     view["currency"] = doc.get("currency") or DEFAULT_CURRENCY
@@ -198,7 +196,6 @@ SALE_ORDER_FIELDS = {
     "unsub_date": "unsub_date", "action_date": "action_date", "action_period": "action_period_ms", "row": "row",
 }  # fmt: skip
 
-MS_PER_DAY = Decimal(86_400_000)
 SALES_INDEX_FIELDS = frozenset(field for field, _ in SALES_INDEX)
 
 

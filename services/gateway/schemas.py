@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints, create_model, model_validator
+
+from shared.connector_commands import CommandState
+from shared.contracts import ChannelId
+from shared.credentials import Kind, missing_credentials
+from shared.reports import LINK_FIELDS, LINK_FIELDS_ALWAYS_SET, REPORT_METRICS, MetricField, ReportStatus
+from shared.sale_rows import ActionStatus
+from shared.source_reports import SourceKind, SourceStatus
 
 
 def _iso_z(value: datetime) -> str:
@@ -34,7 +41,7 @@ MAX_RATES = 200  # currencies in one PUT .../exchange-rates (ISO 4217 has fewer)
 
 class CreateSalesResponse(BaseModel):
     report_id: str
-    status: str
+    status: ReportStatus
 
 
 class CellErrorSchema(BaseModel):
@@ -72,10 +79,11 @@ MAX_LIMIT = 1000  # documented maximum page size of every listing
 
 class SalesListingQuery(BaseModel):
     """The query string of the sales listing, validated as one model: FastAPI then validates one
-    object instead of ten parameters one by one (~30 µs less per request on an in-process probe app).
-    OpenAPI still lists each field as its own query parameter."""
+    object instead of ten parameters one by one, which costs less CPU per request (the figure:
+    docs/benchmarks.md, "Figures behind code comments"). OpenAPI still lists each field as its own
+    query parameter."""
 
-    status: Literal["lead", "sale", "funnel"]
+    status: ActionStatus
     product: str | None = Field(None, max_length=500)
     is_premium: bool | None = None
     start_date: datetime | None = None
@@ -94,82 +102,75 @@ class ReportRequest(BaseModel):
 
 class SourceReportSchema(BaseModel):
     id: str
-    kind: str
+    kind: SourceKind
     name: str
-    status: str
+    status: SourceStatus
     rows: int | None = None
     created_at: UtcDatetime
 
 
-class ReportSchema(BaseModel):
+def _figure_field(metric: MetricField, *, required: bool = False) -> tuple[Any, Any]:
+    """A figure of `shared.reports` as a response field: its type by kind, its label as the title,
+    its definition and unit as the description (and the Russian words beside them)."""
+    unit = f" (unit: {metric.unit.en})" if metric.unit.en else ""
+    russian: dict[str, Any] = {"x-label-ru": metric.label_ru, "x-definition-ru": metric.definition_ru}
+
+    def described(**default: Any) -> Any:
+        return Field(
+            title=metric.label_en, description=metric.definition_en + unit, json_schema_extra=russian, **default
+        )
+
+    if metric.kind == "money_by_currency":
+        return dict[str, Number2], described(default_factory=dict)
+    if metric.kind == "text":
+        return list[str], described(default_factory=list)
+    if metric.kind == "link":
+        return str | None, described()
+    value_type: Any = int if metric.kind == "count" else Number2
+    if required:
+        return value_type, described()
+    return value_type | None, described(default=None)
+
+
+class _ReportHeader(BaseModel):
+    """What a report is, apart from its figures."""
+
     id: str
     name: str
     created_at: UtcDatetime
     channel_id: int
-    status: Literal["pending", "processing", "success", "failed"]
+    status: ReportStatus
     budget: Number2
-    profit: Number2 | None = None
-    creator_id: int
-    error_message: str | None = None
-    updated_at: UtcDatetime
-    subs: int | None = None
-    sales: int | None = None
-    leads: int | None = None
-    funnel: int | None = None
-    avg_sale: Number2 | None = None
-    avg_funnel: Number2 | None = None
-    avg_lead: Number2 | None = None
-    premium_percent: Number2 | None = None
-    username_percent: Number2 | None = None
-    source_reports: list[SourceReportSchema] = Field(default_factory=list)
-    romi: Number2 | None = None
-    cpf: Number2 | None = None
-    cpl: Number2 | None = None
-    cac: Number2 | None = None
-    cpc: Number2 | None = None
-    cr_leads: Number2 | None = None
-    cr_sales: Number2 | None = None
-    cr_funnel: Number2 | None = None
-    # SPEC §4.1: the budget's currency, its rates, and the original sums per currency.
+    # SPEC §4.1: the budget's currency and its rates.
     currency: str = Field(description="ISO 4217 code of the budget, profit and every money figure")
     exchange_rates: dict[str, RateNumber] = Field(
         default_factory=dict, description="report-currency units per one unit of each other currency"
     )
-    profit_by_currency: dict[str, Number2] = Field(
-        default_factory=dict, description="original sums of sale amounts per currency, before conversion"
+    creator_id: int
+    error_message: str | None = None
+    updated_at: UtcDatetime
+    source_reports: list[SourceReportSchema] = Field(default_factory=list)
+
+
+# The response models take their figures from `shared.reports`, names, words, units and order, so
+# a figure added there is documented and served without a second list here. mypy sees the
+# hand-written part (a model built at run time is no type to it).
+if TYPE_CHECKING:
+    ReportSchema = _ReportHeader
+    LinkSchema = BaseModel
+else:
+    ReportSchema = create_model(
+        "ReportSchema",
+        __base__=_ReportHeader,
+        __module__=__name__,
+        **{metric.key: _figure_field(metric) for metric in REPORT_METRICS},
     )
-    warnings: list[str] = Field(default_factory=list, description="e.g. sale rows left out of profit: no rate")
-    # SPEC §4.2: subscribers who stay.
-    unsubs: int | None = None
-    net_subs: int | None = None
-    unsub_percent: Number2 | None = None
-    cpc_net: Number2 | None = None
-    retention_d1: Number2 | None = None
-    retention_d7: Number2 | None = None
-    retention_d30: Number2 | None = None
-
-
-class LinkSchema(BaseModel):
-    """One invite link's share of a report (SPEC §4.2); `invite_link` null = rows with no link."""
-
-    invite_link: str | None
-    subs: int
-    unsubs: int
-    net_subs: int
-    funnel: int
-    leads: int
-    sales: int
-    buyers: int
-    profit: Number2
-    cost: Number2 | None = Field(None, description="what the placement cost; null until set")
-    romi: Number2 | None = None
-    cpc: Number2 | None = None
-    cpc_net: Number2 | None = None
-    cac: Number2 | None = None
-    cr_sales: Number2 | None = None
-    retention_d1: Number2 | None = None
-    retention_d7: Number2 | None = None
-    retention_d30: Number2 | None = None
+    LinkSchema = create_model(
+        "LinkSchema",
+        __doc__="One invite link's share of a report (SPEC §4.2); `invite_link` null = rows with no link.",
+        __module__=__name__,
+        **{field.key: _figure_field(field, required=field.key in LINK_FIELDS_ALWAYS_SET) for field in LINK_FIELDS},
+    )
 
 
 LinkKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LINK_CHARS)]
@@ -218,6 +219,152 @@ class SaleRowSchema(BaseModel):
     action_date: UtcDatetime | None = None
     action_period: Number2 | None = Field(None, description="action_date − sub_date in days")
     invite_link: str | None = None
+
+
+# --------------------------------------------------------------------------- connections (routes/connections.py)
+
+MAX_POLL_INTERVAL_SECONDS = 7 * 86_400  # a week between scheduled syncs at most
+
+
+def _check_poll_interval(seconds: int) -> None:
+    if 0 < seconds < 10:
+        raise ValueError("poll_interval_seconds must be 0 or at least 10")
+
+
+class ConnectionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Kind
+    channel_id: ChannelId
+    name: str | None = Field(default=None, max_length=200)
+    base_url: str = Field(pattern=r"^https?://[^\s]+$", max_length=500)
+    credentials: dict[str, str] = Field(
+        description="sweetclub: username, password · eduzz: token · ofd: yandex_key, ofd_key"
+    )
+    poll_interval_seconds: int = Field(
+        default=900, ge=0, le=MAX_POLL_INTERVAL_SECONDS, description="0 = no scheduled polling"
+    )
+    options: dict[str, str | int | float | bool | list[str]] = Field(
+        default_factory=dict,
+        description="timezone, page_size, fetch_details, rate_per_second, burst, timeout_seconds, company_ids (ofd)",
+    )
+
+    @model_validator(mode="after")
+    def _credentials_complete(self) -> ConnectionIn:
+        if missing := missing_credentials(self.kind, self.credentials):
+            raise ValueError(f"credentials for {self.kind} need {', '.join(missing)}")
+        _check_poll_interval(self.poll_interval_seconds)
+        return self
+
+
+class ConnectionPatch(BaseModel):
+    """What a user may change on a connection; e.g. new credentials after a static token (Eduzz,
+    OFD keys) expired or was rotated — the next sync resumes at its saved cursor."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=200)
+    base_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$", max_length=500)
+    credentials: dict[str, str] | None = Field(default=None, description="the whole set, as on creation")
+    poll_interval_seconds: int | None = Field(default=None, ge=0, le=MAX_POLL_INTERVAL_SECONDS)
+    options: dict[str, str | int | float | bool | list[str]] | None = None
+
+    @model_validator(mode="after")
+    def _interval(self) -> ConnectionPatch:
+        if self.poll_interval_seconds is not None:
+            _check_poll_interval(self.poll_interval_seconds)
+        return self
+
+
+class ConnectionOut(BaseModel):
+    id: str
+    kind: Kind
+    channel_id: int
+    name: str | None
+    base_url: str
+    poll_interval_seconds: int
+    options: dict[str, Any]
+    created_at: datetime
+    last_synced_at: datetime | None = None
+    last_check: dict[str, Any] | None = None
+
+
+class AttachIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    report_id: str = Field(min_length=1, max_length=64)
+    period_start: date
+    period_end: date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AttachIn:
+        if self.period_end < self.period_start:
+            raise ValueError("period_end is before period_start")
+        return self
+
+
+class SourceReportOut(BaseModel):
+    id: str
+    report_id: str
+    kind: str
+    connection_id: str
+    period_start: datetime
+    period_end: datetime
+    status: SourceStatus
+    progress: dict[str, Any]
+    error_message: str | None = None
+    creator_id: int
+    channel_id: int
+    created_at: datetime
+
+
+class SyncIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source_report_id: str | None = None
+
+
+class SyncOut(BaseModel):
+    connection_id: str
+    source_report_ids: list[str]
+
+
+class CommandOut(BaseModel):
+    request_id: str
+    kind: str
+    state: CommandState
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class SaleAddIn(BaseModel):
+    """The fields of SweetClub's `api/sale/add` (see its document)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    brand_id: str
+    product_type: str
+    product_quantity: str
+    product_unit: str
+    product_price: str
+    sale_channel_id: str
+    production_date: str | None = None
+    delivery_date: str | None = None
+    product_in_unit: str | None = None
+    not_production_date: str | None = None
+    internal_order: str | None = None
+    comment: str | None = None
+    delivery_type_id: str | None = None
+    delivery_address: str | None = None
+    delivery_at: str | None = None
+
+
+class RefundAddIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sale_id: str = Field(min_length=1)
+    return_reason_id: str = Field(min_length=1)
+    comment: str | None = None
 
 
 # Answers any authenticated route may give, documented once for every router.

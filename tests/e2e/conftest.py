@@ -3,6 +3,7 @@ present) each as its own `uvicorn` process, on the real RabbitMQ and a real Seca
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import tempfile
@@ -66,8 +67,17 @@ class Stack:
         proc.wait_ready()
 
 
-@pytest.fixture(scope="session")
-def stack(mongo_server: MongoServer, rabbitmq: str) -> Iterator[Stack]:
+@contextlib.contextmanager
+def running_stack(
+    mongo_server: MongoServer,
+    rabbitmq: str,
+    *,
+    copies: tuple[str, ...] = ("",),
+    log_prefix: str = "saleswire-e2e-",
+    ready_seconds: float = 60,
+) -> Iterator[Stack]:
+    """Every service as `len(copies)` processes (named service + suffix) on a namespace and a
+    database of their own, all ready; stopped and cleaned up afterwards."""
     tag = uuid.uuid4().hex[:10]
     settings = Settings(
         mongo_url=mongo_server.url,
@@ -80,13 +90,17 @@ def stack(mongo_server: MongoServer, rabbitmq: str) -> Iterator[Stack]:
     )
     env = settings_env(settings)
     env["SALESWIRE_CONNECTORS_PORT"] = str(free_port())
-    log_dir = Path(tempfile.mkdtemp(prefix="saleswire-e2e-"))
-    processes = {name: ServiceProcess(name, module, free_port(), env, log_dir) for name, module in SERVICES.items()}
+    log_dir = Path(tempfile.mkdtemp(prefix=log_prefix))
+    processes = {
+        f"{name}{suffix}": ServiceProcess(f"{name}{suffix}", module, free_port(), env, log_dir)
+        for name, module in SERVICES.items()
+        for suffix in copies
+    }
     try:
         for proc in processes.values():
             proc.start()
         for proc in processes.values():
-            proc.wait_ready()
+            proc.wait_ready(ready_seconds)
         yield Stack(settings, processes, env)
     finally:
         for proc in processes.values():
@@ -94,3 +108,9 @@ def stack(mongo_server: MongoServer, rabbitmq: str) -> Iterator[Stack]:
         delete_namespace(rabbitmq, settings.namespace)
         with MongoClient(settings.mongo_url) as client:
             client.drop_database(settings.mongo_db)
+
+
+@pytest.fixture(scope="session")
+def stack(mongo_server: MongoServer, rabbitmq: str) -> Iterator[Stack]:
+    with running_stack(mongo_server, rabbitmq) as running:
+        yield running

@@ -11,26 +11,22 @@ from __future__ import annotations
 
 import contextlib
 import re
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from pymongo import MongoClient
 
 from shared.mongo import COLLECTIONS
 from shared.sale_chunks import rows_pipeline
-from shared.settings import Settings
 from tests.connectors.conftest import Sandbox, control, sandbox  # noqa: F401 - the session fixture
-from tests.e2e.conftest import SERVICES, Stack
-from tests.infra import MongoServer, ServiceProcess, delete_namespace, free_port, settings_env
+from tests.e2e.conftest import SERVICES, Stack, running_stack
+from tests.infra import MongoServer
 from tests.reliability.campaign import Row, campaign_xlsx, make_rows, metrics_of, reference_metrics
 from tests.reliability.harness import CHANNEL, XLSX, dead_letter_depths, wait_report
 
@@ -54,36 +50,10 @@ def work_done(url: str, service: str) -> float:
 @pytest.fixture(scope="module")
 def replicas(mongo_server: MongoServer, rabbitmq: str) -> Iterator[Stack]:
     assert "connectors" in SERVICES
-    tag = uuid.uuid4().hex[:10]
-    settings = Settings(
-        mongo_url=mongo_server.url,
-        mongo_db=f"e2e_{tag}",
-        rabbit_url=rabbitmq,
-        namespace=f"e2e.{tag}",
-        max_upload_bytes=3 * 1024 * 1024,
-        validation_wait_seconds=120,
-        delivery_limit=4,
-    )
-    env = settings_env(settings)
-    env["SALESWIRE_CONNECTORS_PORT"] = str(free_port())
-    log_dir = Path(tempfile.mkdtemp(prefix="saleswire-replicas-"))
-    processes = {
-        f"{name}{suffix}": ServiceProcess(f"{name}{suffix}", module, free_port(), env, log_dir)
-        for name, module in SERVICES.items()
-        for suffix in ("", "-b")
-    }
-    try:
-        for proc in processes.values():
-            proc.start()
-        for proc in processes.values():
-            proc.wait_ready(180)
-        yield Stack(settings, processes, env)
-    finally:
-        for proc in processes.values():
-            proc.stop()
-        delete_namespace(rabbitmq, settings.namespace)
-        with MongoClient(settings.mongo_url) as client:
-            client.drop_database(settings.mongo_db)
+    with running_stack(
+        mongo_server, rabbitmq, copies=("", "-b"), log_prefix="saleswire-replicas-", ready_seconds=180
+    ) as running:
+        yield running
 
 
 @dataclass

@@ -1,19 +1,21 @@
 """The declarations in shared/ of the documents several services touch: the chunk builders give
 the declared chunk, the states and figures are the ones SPEC and the issue-16 contract name, and
-the modules that still keep their own copy of the metric list agree with the declaration."""
+the gateway (response models, export) takes its figures from the declaration."""
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import get_args
 
 from bson import Decimal128, Int64
+from openpyxl import load_workbook
 
 from services.analytics.metrics import compute_metrics
-from services.gateway.export import METRICS as EXPORT_METRICS
-from services.gateway.schemas import ReportSchema
+from services.gateway.export import LINK_COLUMNS, SUMMARY_SHEET, build_report_workbook
+from services.gateway.schemas import LinkSchema, ReportSchema
 from shared import reports, sale_chunks, source_reports
 from shared.sale_rows import ACTION_STATUSES, SALE_ROW_KEYS, SaleRow, SaleStatus
 from shared.totals import TotalsFold
@@ -120,13 +122,24 @@ def test_analytics_computes_exactly_the_declared_figures_and_link_fields() -> No
     assert [tuple(entry) for entry in figures.links] == [reports.LINK_FIELD_NAMES]
 
 
-def test_the_modules_with_their_own_metric_list_agree_with_the_declaration() -> None:
-    # gateway/schemas.py and gateway/export.py still spell the list out (they are to take it from
-    # shared.reports); until then they must not drift from it, word for word.
+def test_the_gateway_takes_names_words_and_order_of_the_figures_from_the_declaration() -> None:
     assert set(reports.REPORT_METRIC_NAMES) <= set(ReportSchema.model_fields)
-    exported = [(m.key, m.kind, m.label, m.definition_en, m.definition_ru) for m in EXPORT_METRICS]
-    declared = [(m.key, m.kind, m.label_en, m.definition_en, m.definition_ru) for m in reports.NUMBER_METRICS]
-    assert exported == declared
+    shown = [name for name in ReportSchema.model_fields if name in reports.REPORT_METRIC_NAMES]
+    assert shown == list(reports.REPORT_METRIC_NAMES)
+    for metric in reports.REPORT_METRICS:
+        field = ReportSchema.model_fields[metric.key]
+        assert field.title == metric.label_en
+        assert field.description is not None and field.description.startswith(metric.definition_en)
+    assert list(LinkSchema.model_fields) == list(reports.LINK_FIELD_NAMES)
+    assert [column for column, _ in LINK_COLUMNS] == list(reports.LINK_FIELD_NAMES)
+    # The export's Summary: one row per number figure, in order, with its label, unit and definitions.
+    summary = load_workbook(io.BytesIO(build_report_workbook({"name": "r"}, [])), read_only=True)[SUMMARY_SHEET]
+    labels = {f"{m.label_en} ({m.key})": m for m in reports.NUMBER_METRICS}
+    rows = [row for row in summary.iter_rows(values_only=True) if row and row[0] in labels]
+    assert [row[0] for row in rows] == list(labels)
+    assert [(row[2] or "", row[3], row[4]) for row in rows] == [
+        (m.unit.en, m.definition_en, m.definition_ru) for m in reports.NUMBER_METRICS
+    ]
 
 
 def test_a_figure_reads_as_the_api_shows_it() -> None:

@@ -32,7 +32,7 @@ from services.connectors.sync.run_state import RunState
 from services.connectors.sync.services import Services, build_puller, options_of
 from services.connectors.sync.state_store import SyncStateStore
 from services.connectors.telemetry import SALES_SYNCED
-from shared import contracts
+from shared import contracts, source_reports
 from shared.logging import correlated
 from shared.mongo import COLLECTIONS, Document
 from shared.report_versions import bump_report_rows
@@ -99,7 +99,7 @@ class SyncEngine:
         try:
             run = run or await self._begin(conn, sr, state, puller, correlation)
             if run.phase == "listing":
-                await self.states.show(str(sr["_id"]), {"status": "processing", "error_message": None})
+                await self.states.show(str(sr["_id"]), {"status": source_reports.PROCESSING, "error_message": None})
             await self.states.show_run(str(sr["_id"]), run)
             await refresh_reference(self.svc, conn, puller)
             if run.phase == "listing":
@@ -188,7 +188,7 @@ class SyncEngine:
         sr_id = str(sr["_id"])
         run.phase, run.listed_at = "enriching", now()
         await self.states.checkpoint(sr_id, run)
-        await self.states.show(sr_id, {"status": "success", "last_synced_at": run.listed_at})
+        await self.states.show(sr_id, {"status": source_reports.SUCCESS, "last_synced_at": run.listed_at})
         await self.states.show_run(sr_id, run)
         await announcer.publish(settled=True)
 
@@ -217,8 +217,8 @@ class SyncEngine:
         await self.states.show(
             sr_id,
             {
-                "status": "success",
-                "progress.state": "done",
+                "status": source_reports.SUCCESS,
+                "progress.state": source_reports.SYNC_DONE,
                 "progress.finished_at": finished,
                 "progress.updated_at": finished,
                 "last_synced_at": finished,
@@ -238,12 +238,12 @@ class SyncEngine:
         log.warning("sync failed", extra={"source_report_id": sr_id, "reason": message})
         fields: dict[str, Any] = {
             "error_message": message,
-            "progress.state": "failed",
+            "progress.state": source_reports.SYNC_FAILED,
             "progress.error_message": message,
             "progress.updated_at": now(),
         }
         if not listed:
-            fields["status"] = "failed"
+            fields["status"] = source_reports.FAILED
         await self.states.show(sr_id, fields)
         try:
             await Announcer(self.svc, sr, correlation, 0).publish(settled=True)

@@ -17,6 +17,7 @@ from typing import Literal
 from services.connectors.platforms import KINDS
 from services.connectors.platforms.base.puller import Window
 from shared.mongo import Document
+from shared.source_reports import SUCCESS
 
 Mode = Literal["full", "incremental"]
 DEFAULT_LOOKBACK_DAYS = 7
@@ -56,7 +57,7 @@ def due_for_poll(source_report: Document, moment: datetime) -> bool:
     within the last day: late sales and refunds still arrive), or it never synced successfully."""
     end = source_report.get("period_end")
     still_open = isinstance(end, datetime) and end.astimezone(UTC) >= moment - timedelta(days=1)
-    return still_open or source_report.get("status") != "success"
+    return still_open or source_report.get("status") != SUCCESS
 
 
 def sync_lag_seconds(polled_connections: list[Document], moment: datetime) -> dict[str, float]:

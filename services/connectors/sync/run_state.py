@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from services.connectors.platforms.base.puller import Cursor, Window
 from services.connectors.sync.planning import Mode
+from shared.source_reports import SYNC_RUNNING
 
 Phase = Literal["listing", "enriching"]
 
@@ -57,7 +58,7 @@ class RunState:
     def progress(self) -> dict[str, Any]:
         """The public progress fields (on the source report)."""
         return {
-            "state": "running",
+            "state": SYNC_RUNNING,
             "phase": self.phase,
             "mode": self.mode,
             "pages": self.pages,

@@ -23,6 +23,7 @@ from services.connectors.sync.planning import due_for_poll, poll_is_due, running
 from services.connectors.sync.services import Services
 from services.connectors.telemetry import SYNC_LAG_SECONDS
 from shared.mongo import COLLECTIONS, Document
+from shared.source_reports import SYNC_RUNNING
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +72,11 @@ class Scheduler:
         db = self.svc.db
         await self._schedule_pass()
         # Two equality queries, each on its own sparse index, rather than one `$or`: every Excel
-        # upload is a source report too, and SecantusDB answers the `$or` by scanning them all
-        # (182 ms against 2.4 ms at 20 000 source reports, `bench.lookups`), every tick, on every replica.
+        # upload is a source report too, and SecantusDB answers the `$or` by scanning them all, every
+        # tick, on every replica (docs/benchmarks.md, "Lookups that used to scan a collection").
         sources = db[COLLECTIONS.source_reports]
         requested = await sources.distinct("connection_id", {"sync_requested": True, "kind": "connector"})
-        running = await sources.distinct("connection_id", {"progress.state": "running", "kind": "connector"})
+        running = await sources.distinct("connection_id", {"progress.state": SYNC_RUNNING, "kind": "connector"})
         for conn_id in sorted({*requested, *running}, key=str):
             conn_id = str(conn_id)
             if conn_id in self._active or len(self._active) >= self.svc.cfg.max_concurrent_syncs:
@@ -185,7 +186,7 @@ class Scheduler:
             )
             if sr is None:
                 sr = await reports.find_one(
-                    {"connection_id": conn_id, "kind": "connector", "progress.state": "running"}
+                    {"connection_id": conn_id, "kind": "connector", "progress.state": SYNC_RUNNING}
                 )
             if sr is None:
                 return

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Path, status
 from fastapi.responses import JSONResponse, Response
+from pymongo.asynchronous.database import AsyncDatabase
 
 from services.gateway import inputs, reports
 from services.gateway.deps import BusDep, CurrentUser, Db, SettingsDep
@@ -19,10 +22,12 @@ from services.gateway.schemas import (
     RecomputePendingSchema,
     ReportSchema,
 )
+from shared.mongo import Document
 
 router = APIRouter(prefix="/sales/analytic/report", tags=["reports"], responses=COMMON_RESPONSES)
 
 ReportId = Annotated[str, Path(min_length=1, max_length=64)]
+_WORDS: dict[inputs.Reason, str] = {"exchange_rates": "exchange rates", "link_costs": "link costs"}
 _PENDING: dict[int | str, dict[str, Any]] = {
     202: {"model": RecomputePendingSchema, "description": "saved; analytics is still recomputing the report"}
 }
@@ -43,6 +48,31 @@ def _not_published(what: str) -> HTTPException:
         f"the new {what} are saved, but the message broker is unavailable: the report shows them after its "
         "next recompute; send them again to recompute now",
     )
+
+
+async def _replace_and_wait(
+    db: Db,
+    bus: BusDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+    report_id: str,
+    reason: inputs.Reason,
+    values: Mapping[str, Decimal],
+    applied: Callable[[AsyncDatabase[Document], str, int], Awaitable[bool]],
+) -> JSONResponse | None:
+    """Saves the new rates or costs and waits, at most `recompute_wait_seconds`, for analytics to
+    apply them: None once applied (the caller answers the fresh figures), else the 202 to read
+    again. 404 for a report that is not the caller's; 503 when the broker did not take the
+    recompute (the inputs stay saved)."""
+    what = _WORDS[reason]
+    saved = await inputs.replace_inputs(db, bus, user, report_id, reason, values)
+    if saved is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "report not found")
+    if not saved.published:
+        raise _not_published(what)
+    if await inputs.await_applied(db, applied, report_id, saved.inputs_version, settings.recompute_wait_seconds):
+        return None
+    return _pending(report_id, saved.inputs_version, what)
 
 
 @router.put(
@@ -66,18 +96,12 @@ async def put_exchange_rates(
     currency = await inputs.report_currency(db, user, report_id)
     if currency is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "report not found")
-    saved = await inputs.replace_inputs(
-        db, bus, user, report_id, "exchange_rates", inputs.normalise_rates(body, currency)
+    rates = inputs.normalise_rates(body, currency)
+    pending = await _replace_and_wait(
+        db, bus, user, settings, report_id, "exchange_rates", rates, inputs.report_applied
     )
-    if saved is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "report not found")
-    if not saved.published:
-        raise _not_published("exchange rates")
-    applied = await inputs.await_applied(
-        db, inputs.report_applied, report_id, saved.inputs_version, settings.recompute_wait_seconds
-    )
-    if not applied:
-        return _pending(report_id, saved.inputs_version, "exchange rates")
+    if pending is not None:
+        return pending
     view = await reports.report_view(db, user, report_id)
     if view is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "report not found")
@@ -117,16 +141,9 @@ async def put_link_costs(
     report_id: ReportId,
     body: Annotated[LinkCostsBody, Body()],
 ) -> Any:
-    saved = await inputs.replace_inputs(db, bus, user, report_id, "link_costs", body)
-    if saved is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "report not found")
-    if not saved.published:
-        raise _not_published("link costs")
-    applied = await inputs.await_applied(
-        db, inputs.links_applied, report_id, saved.inputs_version, settings.recompute_wait_seconds
-    )
-    if not applied:
-        return _pending(report_id, saved.inputs_version, "link costs")
+    pending = await _replace_and_wait(db, bus, user, settings, report_id, "link_costs", body, inputs.links_applied)
+    if pending is not None:
+        return pending
     content = await inputs.links_json(db, user, report_id)
     if content is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "report not found")

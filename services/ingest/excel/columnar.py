@@ -1,7 +1,7 @@
 """Column-wise validation and BSON building of a whole sheet (fastexcel → Arrow → bytes).
 
-Why: the row validator (validate.py) costs ≈ 5–7 µs per row and `bson.encode` ≈ 3 µs on top of
-the reader; at a million rows that is more than reading the sheet. Here every column is checked
+Why: the row validator (validate.py) and `bson.encode` per row cost more than reading the sheet
+at a million rows (docs/benchmarks.md, "Parsing", where the time goes). Here every column is checked
 and converted at once with pyarrow compute kernels, and the stored documents are assembled as
 BSON bytes by the same kernels (`binary_join_element_wise`), a column at a time. pymongoarrow,
 MongoDB's own Arrow bridge, was looked at first: its `write` still turns every row into a Python
@@ -45,7 +45,7 @@ from services.ingest.excel.columns import COLUMN_NAMES, match_header
 from services.ingest.excel.converters import CellInvalid
 from services.ingest.excel.validate import ErrorSink, RowValidator
 from shared.sale_chunks import CHUNK_FIELDS, CHUNK_ROWS
-from shared.sale_rows import ACTION_STATUSES
+from shared.sale_rows import ACTION_STATUSES, MS_PER_DAY
 
 # Contract 16 (issue 16): rows carry their currency and `action_date` is optional for every
 # status once the column table has a `currency` column.
@@ -53,7 +53,6 @@ CURRENCY_RULES: Final = "currency" in COLUMN_NAMES
 
 _EPOCH: Final = datetime(1970, 1, 1)
 _MS: Final = timedelta(milliseconds=1)
-_DAY_MS: Final = 86_400_000
 # 1900-01-01 and 2101-01-01 in ms since the epoch: the years converters accept.
 _MIN_MS: Final = (datetime(converters.MIN_YEAR, 1, 1) - _EPOCH) // _MS
 _END_MS: Final = (datetime(converters.MAX_YEAR + 1, 1, 1) - _EPOCH) // _MS
@@ -496,7 +495,7 @@ def convert_columns(
     bd = dates["birthdate"].to_numpy(zero_copy_only=False)
     bd_null = dates["birthdate"].is_null().to_numpy(zero_copy_only=False)
     bd = np.where(bd_null, 0, bd).astype(np.int64)
-    birthdate = pa.array(bd - np.mod(bd, _DAY_MS), mask=bd_null)
+    birthdate = pa.array(bd - np.mod(bd, MS_PER_DAY), mask=bd_null)
     sub, unsub, action = dates["sub_date"], dates["unsub_date"], dates["action_date"]
     # Row rules: sub_date required; unsub/action not before it; a sale has an amount; before
     # contract 16 an action status needs its action_date.

@@ -14,10 +14,11 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from services.ingest.excel.sniff import sniff
+from services.ingest.excel.sniff import SniffResult, sniff
 from services.ingest.excel.types import (
     OUTCOME_KINDS,
     CellError,
@@ -79,6 +80,99 @@ def _worker_env() -> dict[str, str]:
     return env
 
 
+# --- what parse_workbook and stream.stream_workbook share: the sniff's refusals, the job handed to
+# the worker, stopping it and the outcome fields of a finished or timed-out worker
+
+
+def sniff_failed(exc: Exception, started: float) -> ParseOutcome:
+    """A damaged container can break the zip reader in ways it does not document (zlib.error,
+    NotImplementedError for exotic compression, ...): that is a bad file, never a crash."""
+    return _file_outcome(
+        "unreadable_file",
+        "The file is damaged and could not be read as a spreadsheet.",
+        elapsed_seconds=time.monotonic() - started,
+        diagnostic=f"sniff failed: {exc!r}",
+    )
+
+
+def refused_by_sniff(found: SniffResult, started: float) -> ParseOutcome:
+    """The outcome of a file the sniff refused (no `format`): no worker is started for it."""
+    kind: OutcomeKind = found.kind if found.kind in OUTCOME_KINDS else "unsupported_format"  # type: ignore[assignment]
+    return _file_outcome(
+        kind,
+        found.message or "The file is not a spreadsheet.",
+        sheet=found.sheet,
+        elapsed_seconds=time.monotonic() - started,
+    )
+
+
+def worker_job(job: ParseJob, limits: ParseLimits, file_format: str, *, stream: bool = False) -> bytes:
+    """The job as the worker reads it from its stdin (`stream`: send the chunks through the pipe)."""
+    fields: dict[str, Any] = {"path": str(job.path), "spool_path": str(job.spool_path)}
+    if stream:
+        fields["stream"] = True
+    fields.update(
+        {
+            "format": file_format,
+            "timezone": job.timezone,
+            "currency": getattr(job, "currency", None),
+            "max_errors": limits.max_listed_errors,
+            "max_rows": limits.max_rows,
+            "max_columns": limits.max_columns,
+            "memory_bytes": limits.memory_bytes,
+            "report_id": job.report_id,
+            "source_report_id": job.source_report_id,
+            "channel_id": job.channel_id,
+            "creator_id": job.creator_id,
+        }
+    )
+    return json.dumps(fields).encode()
+
+
+async def start_worker(
+    extra_env: Mapping[str, str] | None = None, pass_fds: tuple[int, ...] = ()
+) -> asyncio.subprocess.Process:
+    """A parse worker process, waiting for its job on stdin."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        WORKER_MODULE,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=str(PROJECT_ROOT),
+        env=_worker_env() | dict(extra_env or {}),
+        pass_fds=pass_fds,
+    )
+
+
+async def stop_worker(proc: asyncio.subprocess.Process) -> None:
+    """Timeout, or our caller was cancelled: the child must not outlive the request."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await asyncio.shield(proc.wait())
+
+
+def finished_fields(found: SniffResult, started: float, peak: int) -> dict[str, Any]:
+    """The fields every outcome of a worker that ran carries."""
+    return {
+        "format": found.format,
+        "elapsed_seconds": time.monotonic() - started,
+        "peak_rss_bytes": peak or None,
+        "sheet": found.sheet,
+    }
+
+
+def timed_out(limits: ParseLimits, common: dict[str, Any]) -> ParseOutcome:
+    return _file_outcome(
+        "parse_timeout",
+        f"The file could not be read within the time limit ({limits.timeout_seconds:g} s).",
+        diagnostic="killed after timeout",
+        **common,
+    )
+
+
 async def parse_workbook(job: ParseJob, limits: ParseLimits) -> ParseOutcome:
     """Sniff, parse and validate one workbook; valid rows land in `job.spool_path`.
 
@@ -96,79 +190,26 @@ async def _parse(job: ParseJob, limits: ParseLimits, started: float) -> ParseOut
     try:
         found = await asyncio.to_thread(sniff, job.path, limits)
     except Exception as exc:
-        # A damaged container can break the zip reader in ways it does not document (zlib.error,
-        # NotImplementedError for exotic compression, ...): that is a bad file, never a crash.
-        return _file_outcome(
-            "unreadable_file",
-            "The file is damaged and could not be read as a spreadsheet.",
-            elapsed_seconds=time.monotonic() - started,
-            diagnostic=f"sniff failed: {exc!r}",
-        )
+        return sniff_failed(exc, started)
     if found.format is None:
-        kind: OutcomeKind = found.kind if found.kind in OUTCOME_KINDS else "unsupported_format"  # type: ignore[assignment]
-        return _file_outcome(
-            kind,
-            found.message or "The file is not a spreadsheet.",
-            sheet=found.sheet,
-            elapsed_seconds=time.monotonic() - started,
-        )
-    payload = json.dumps(
-        {
-            "path": str(job.path),
-            "spool_path": str(job.spool_path),
-            "format": found.format,
-            "timezone": job.timezone,
-            "currency": job.currency,
-            "max_errors": limits.max_listed_errors,
-            "max_rows": limits.max_rows,
-            "max_columns": limits.max_columns,
-            "memory_bytes": limits.memory_bytes,
-            "report_id": job.report_id,
-            "source_report_id": job.source_report_id,
-            "channel_id": job.channel_id,
-            "creator_id": job.creator_id,
-        }
-    ).encode()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        WORKER_MODULE,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=str(PROJECT_ROOT),
-        env=_worker_env(),
-    )
+        return refused_by_sniff(found, started)
+    payload = worker_job(job, limits, found.format)
+    proc = await start_worker()
     peak = [0]
     watcher = asyncio.create_task(_watch_rss(proc.pid, peak))
-    timed_out = False
+    out_of_time = False
     stdout = stderr = b""
     try:
         try:
             stdout, stderr = await asyncio.wait_for(proc.communicate(payload), timeout=limits.timeout_seconds)
         except TimeoutError:
-            timed_out = True
+            out_of_time = True
     finally:
         watcher.cancel()
-        if proc.returncode is None:
-            # Timeout, or our caller was cancelled: the child must not outlive the request.
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await asyncio.shield(proc.wait())
-    elapsed = time.monotonic() - started
-    common: dict[str, Any] = {
-        "format": found.format,
-        "elapsed_seconds": elapsed,
-        "peak_rss_bytes": peak[0] or None,
-        "sheet": found.sheet,
-    }
-    if timed_out:
-        return _file_outcome(
-            "parse_timeout",
-            f"The file could not be read within the time limit ({limits.timeout_seconds:g} s).",
-            diagnostic="killed after timeout",
-            **common,
-        )
+        await stop_worker(proc)
+    common = finished_fields(found, started, peak[0])
+    if out_of_time:
+        return timed_out(limits, common)
     return _interpret(proc.returncode, stdout, stderr, limits, common)
 
 

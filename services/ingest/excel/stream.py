@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import json
 import os
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -27,15 +26,19 @@ from bson.raw_bson import RawBSONDocument
 
 from services.ingest.excel.bulk import totals_from_field
 from services.ingest.excel.runner import (
-    PROJECT_ROOT,
-    WORKER_MODULE,
     _file_outcome,
     _interpret,
     _watch_rss,
-    _worker_env,
+    finished_fields,
+    refused_by_sniff,
+    sniff_failed,
+    start_worker,
+    stop_worker,
+    timed_out,
+    worker_job,
 )
 from services.ingest.excel.sniff import sniff
-from services.ingest.excel.types import OUTCOME_KINDS, OutcomeKind, ParseJob, ParseLimits, ParseOutcome
+from services.ingest.excel.types import ParseJob, ParseLimits, ParseOutcome
 from shared.totals import Totals
 
 READ_BYTES: Final = 1024 * 1024
@@ -47,7 +50,8 @@ Accepted = Callable[[int], Awaitable[Any]]
 
 class SpareWorker:
     """One parse worker started before it is needed, so that a small upload does not wait for a
-    Python start and the worker's imports (≈ 0.2–0.3 s, most of a 10 000-row file's parse).
+    Python start and the worker's imports (most of a 10 000-row file's parse: docs/benchmarks.md,
+    "parsing and storing overlap", small uploads).
 
     Still one process per file, with the same caps: the spare has only imported its modules and
     waits for its job on stdin; the memory limit is set once the job arrives, before any reader is
@@ -95,17 +99,7 @@ class SpareWorker:
 async def _spawn() -> tuple[asyncio.subprocess.Process, int]:
     read_fd, write_fd = os.pipe()
     try:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            WORKER_MODULE,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=str(PROJECT_ROOT),
-            env=_worker_env() | {"SALESWIRE_PARSE_PIPE_FD": str(write_fd)},
-            pass_fds=(write_fd,),
-        )
+        proc = await start_worker({"SALESWIRE_PARSE_PIPE_FD": str(write_fd)}, pass_fds=(write_fd,))
     except BaseException:
         os.close(read_fd)
         raise
@@ -143,46 +137,12 @@ async def stream_workbook(
     try:
         found = await asyncio.to_thread(sniff, job.path, limits)
     except Exception as exc:
-        return StreamResult(
-            _file_outcome(
-                "unreadable_file",
-                "The file is damaged and could not be read as a spreadsheet.",
-                elapsed_seconds=time.monotonic() - started,
-                diagnostic=f"sniff failed: {exc!r}",
-            ),
-            timeline=timeline,
-        )
+        return StreamResult(sniff_failed(exc, started), timeline=timeline)
     mark("sniffed")
     if found.format is None:
-        kind: OutcomeKind = found.kind if found.kind in OUTCOME_KINDS else "unsupported_format"  # type: ignore[assignment]
-        return StreamResult(
-            _file_outcome(
-                kind,
-                found.message or "The file is not a spreadsheet.",
-                sheet=found.sheet,
-                elapsed_seconds=time.monotonic() - started,
-            ),
-            timeline=timeline,
-        )
+        return StreamResult(refused_by_sniff(found, started), timeline=timeline)
     proc, read_fd = await (spare.take() if spare is not None else _spawn())
-    payload = json.dumps(
-        {
-            "path": str(job.path),
-            "spool_path": str(job.spool_path),
-            "stream": True,
-            "format": found.format,
-            "timezone": job.timezone,
-            "currency": getattr(job, "currency", None),
-            "max_errors": limits.max_listed_errors,
-            "max_rows": limits.max_rows,
-            "max_columns": limits.max_columns,
-            "memory_bytes": limits.memory_bytes,
-            "report_id": job.report_id,
-            "source_report_id": job.source_report_id,
-            "channel_id": job.channel_id,
-            "creator_id": job.creator_id,
-        }
-    ).encode()
+    payload = worker_job(job, limits, found.format, stream=True)
     mark("spawned")
     peak = [0]
     watcher = asyncio.create_task(_watch_rss(proc.pid, peak))
@@ -247,7 +207,7 @@ async def stream_workbook(
     assert proc.stdin is not None
     proc.stdin.write(payload)
     proc.stdin.close()
-    timed_out = False
+    out_of_time = False
     tasks = [asyncio.ensure_future(t) for t in (read_stdout(), read_stderr(), read_chunks())]
     try:
         try:
@@ -255,33 +215,18 @@ async def stream_workbook(
                 await asyncio.gather(*tasks)
                 await proc.wait()
         except TimeoutError:
-            timed_out = True
+            out_of_time = True
     finally:
         watcher.cancel()
         for task in tasks:
             task.cancel()
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await asyncio.shield(proc.wait())
+        await stop_worker(proc)
         if spare is not None:
             spare.refill()
     mark("stored")
-    elapsed = time.monotonic() - started
-    common: dict[str, Any] = {
-        "format": found.format,
-        "elapsed_seconds": elapsed,
-        "peak_rss_bytes": peak[0] or None,
-        "sheet": found.sheet,
-    }
-    if timed_out:
-        outcome = _file_outcome(
-            "parse_timeout",
-            f"The file could not be read within the time limit ({limits.timeout_seconds:g} s).",
-            diagnostic="killed after timeout",
-            **common,
-        )
-        return StreamResult(outcome, timeline=timeline, chunks=counted[0])
+    common = finished_fields(found, started, peak[0])
+    if out_of_time:
+        return StreamResult(timed_out(limits, common), timeline=timeline, chunks=counted[0])
     stdout = b"".join(lines)
     outcome = _interpret(proc.returncode, stdout, bytes(stderr), limits, common)
     final = _json(lines[-1]) if lines else None

@@ -22,7 +22,6 @@ from services.gateway.export import (
     LINK_COLUMNS,
     LINKS_SHEET,
     MAX_CHART_LINKS,
-    METRICS,
     MONEY_FORMAT,
     NO_LINK_LABEL,
     SALE_COLUMNS,
@@ -33,6 +32,7 @@ from services.gateway.export import (
     build_sales_csv,
     sanitize_sheet_title,
 )
+from shared.reports import NUMBER_METRICS as METRICS
 
 MSK = timezone(timedelta(hours=3))
 
@@ -138,7 +138,7 @@ def test_summary_lists_every_metric_with_value_format_and_definitions() -> None:
     ws = wb[SUMMARY_SHEET]
     rows = labelled_rows(ws)
     for metric in METRICS:
-        label = f"{metric.label} ({metric.key})"
+        label = f"{metric.label_en} ({metric.key})"
         assert label in rows, label
         value, fmt = rows[label]
         expected = report[metric.key]
@@ -153,7 +153,7 @@ def test_summary_lists_every_metric_with_value_format_and_definitions() -> None:
     # The definition columns, English and Russian, are filled for every metric.
     header = next(r for r in ws.iter_rows(values_only=True) if r[0] == "Metric")
     assert header[:5] == ("Metric", "Value", "Unit", "Definition", "Определение")
-    labels = {f"{m.label} ({m.key})" for m in METRICS}
+    labels = {f"{m.label_en} ({m.key})" for m in METRICS}
     metric_rows = [r for r in ws.iter_rows(values_only=True) if r[0] in labels]
     assert len(metric_rows) == len(METRICS)
     assert all(r[3] and r[4] for r in metric_rows)
@@ -196,7 +196,7 @@ def test_pending_report_has_empty_metrics_not_zeros() -> None:
     empty = {m.key: None for m in METRICS}
     wb = load(build_report_workbook(make_report(status="pending", **empty), []))
     rows = labelled_rows(wb[SUMMARY_SHEET])
-    assert all(rows[f"{m.label} ({m.key})"][0] is None for m in METRICS)
+    assert all(rows[f"{m.label_en} ({m.key})"][0] is None for m in METRICS)
     assert len(wb[SUMMARY_SHEET]._charts) == 1
 
 
