@@ -19,38 +19,24 @@ A file with errors writes nothing to the pipe: its verdict is the final answer a
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
 
 import bson
 
 from services.ingest.excel import columnar
+from services.ingest.excel.answer import totals_field
 from services.ingest.excel.converters import load_zone
 from services.ingest.excel.types import CellError
 from shared.currency import DEFAULT_CURRENCY
 from shared.sale_chunks import ChunkPacker
-from shared.totals import Totals, TotalsFold, from_document, to_document
+from shared.totals import TotalsFold
 
 PIPE_WRITE_BYTES: Final = 1024 * 1024
-
-
-def totals_field(totals: Totals) -> str:
-    """The file's totals for the worker's JSON answer: shared.totals' own stored document, as
-    BSON in base64 (so Decimal, dates and every field of whichever Totals this release has)."""
-    return base64.b64encode(bson.encode(to_document(totals))).decode()
-
-
-_TZ_AWARE: Final[bson.CodecOptions[Mapping[str, Any]]] = bson.CodecOptions(tz_aware=True)
-
-
-def totals_from_field(text: str) -> Totals:
-    # Aware datetimes (UTC), as the database hands them to analytics.
-    return from_document(bson.decode(base64.b64decode(text), codec_options=_TZ_AWARE))
 
 
 def new_fold(job: dict[str, Any]) -> TotalsFold:

@@ -25,7 +25,7 @@ from typing import Any, Final
 
 from bson.raw_bson import RawBSONDocument
 
-from services.ingest.excel.bulk import totals_from_field
+from services.ingest.excel.answer import totals_from_field
 from services.ingest.excel.runner import (
     PROJECT_ROOT,
     WORKER_MODULE,

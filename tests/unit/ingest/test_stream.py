@@ -11,7 +11,8 @@ import bson
 import pytest
 
 from services.ingest.excel import ParseJob, ParseLimits, parse_workbook
-from services.ingest.excel.bulk import new_fold, totals_field, totals_from_field
+from services.ingest.excel.answer import totals_field, totals_from_field
+from services.ingest.excel.bulk import new_fold
 from services.ingest.excel.stream import stream_workbook
 from shared.sale_chunks import pack
 from tests.unit.ingest.conftest import WriteXlsx
