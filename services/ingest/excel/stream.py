@@ -39,6 +39,10 @@ from services.ingest.excel.types import OUTCOME_KINDS, OutcomeKind, ParseJob, Pa
 from shared.totals import Totals
 
 READ_BYTES: Final = 1024 * 1024
+# Chunks per insert_many and how many of them may be in flight at once (docs/benchmarks.md,
+# "Pipeline", 2026-12-02: measured against one synchronous insert at a time).
+STORE_BATCH_CHUNKS: Final = 50
+INSERTS_IN_FLIGHT: Final = 2
 
 # Takes a batch of RawBSONDocument chunks (the driver sends their bytes as they are).
 Store = Callable[[list[Any]], Awaitable[Any]]
@@ -131,7 +135,8 @@ async def stream_workbook(
     *,
     store: Store,
     accepted: Accepted,
-    batch_chunks: int = 50,
+    batch_chunks: int = STORE_BATCH_CHUNKS,
+    inserts_in_flight: int = INSERTS_IN_FLIGHT,
     spare: SpareWorker | None = None,
 ) -> StreamResult:
     started = time.monotonic()
@@ -209,8 +214,19 @@ async def stream_workbook(
         transport, _ = await loop.connect_read_pipe(
             lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0)
         )
-        pending: asyncio.Task[Any] | None = None
+        pending: set[asyncio.Future[Any]] = set()
         batch: list[RawBSONDocument] = []
+
+        async def settle(at_most: int) -> None:
+            # Waits until at most `at_most` inserts are in flight; a failed insert fails the file.
+            while len(pending) > at_most:
+                done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                pending.difference_update(done)
+                # Every failure is retrieved (asyncio logs the others otherwise); the first is raised.
+                failures = [error for task in done if (error := task.exception()) is not None]
+                if failures:
+                    raise failures[0]
+
         try:
             while True:
                 head = await reader.read(4)
@@ -230,18 +246,22 @@ async def stream_workbook(
                 if counted[0] == 0 and len(batch) == 1:
                     mark("first_chunk")
                 if len(batch) >= batch_chunks:
-                    # One insert in flight while the next batch is read: the worker keeps building.
-                    if pending is not None:
-                        await pending
+                    # More than one insert in flight: the server always has the next batch queued
+                    # while the driver sends or answers one (one in flight left it idle meanwhile).
+                    await settle(inserts_in_flight - 1)
                     counted[0] += len(batch)
-                    pending = asyncio.ensure_future(store(batch))
+                    pending.add(asyncio.ensure_future(store(batch)))
                     batch = []
-            if pending is not None:
-                await pending
             if batch:
                 counted[0] += len(batch)
-                await store(batch)
+                pending.add(asyncio.ensure_future(store(batch)))
+            await settle(0)
         finally:
+            for task in pending:
+                if not task.done():
+                    task.cancel()
+                elif not task.cancelled():
+                    task.exception()  # failed beside the one raised: retrieved, not logged
             transport.close()
 
     assert proc.stdin is not None

@@ -101,6 +101,35 @@ async def test_a_file_with_errors_streams_nothing(
     assert sink.batches == [] and sink.accepted == [] and result.totals is None
 
 
+async def test_inserts_overlap_up_to_the_bound_and_a_failed_one_fails_the_file(
+    write_xlsx: WriteXlsx, make_job: Callable[..., ParseJob]
+) -> None:
+    path = write_xlsx(rows(1234))
+    in_flight, most, stored = [0], [0], []
+
+    async def slow(batch: list[Any]) -> None:
+        in_flight[0] += 1
+        most[0] = max(most[0], in_flight[0])
+        await asyncio.sleep(0.05)
+        stored.extend(batch)
+        in_flight[0] -= 1
+
+    sink = Store()
+    result = await stream_workbook(
+        make_job(path), LIMITS, store=slow, accepted=sink.accept, batch_chunks=1, inserts_in_flight=3
+    )
+    assert result.outcome.ok, result.outcome
+    # Every chunk stored, never more than three inserts at once, and they did overlap.
+    assert len(stored) == result.chunks and len({c["_id"] for c in stored}) == result.chunks
+    assert most[0] == 3
+
+    async def broken(batch: list[Any]) -> None:
+        raise RuntimeError("insert refused")
+
+    with pytest.raises(RuntimeError, match="insert refused"):
+        await stream_workbook(make_job(path), LIMITS, store=broken, accepted=sink.accept, batch_chunks=1)
+
+
 async def test_a_stalled_store_is_cut_by_the_parse_timeout(
     write_xlsx: WriteXlsx, make_job: Callable[..., ParseJob]
 ) -> None:
