@@ -220,9 +220,11 @@ def main() -> None:
                     del docs
                 indexed.append(raw_insert_rate(db, chunks, like_sales=True, rows=args.rows, batch=5_000 // CHUNK_ROWS))
                 del chunks
-                bare_text = f"{raw[-1]:,.0f} docs/s bare; " if raw else ""
-                print(f"run {i}: raw insert_many of the same rows, a document each: {bare_text}"
-                      f"of the very chunks stored, with the sales index: {indexed[-1]:,.0f} rows/s")  # fmt: skip
+                bare_text = (
+                    f"raw insert_many of the same rows, a document each: {raw[-1]:,.0f} docs/s bare; " if raw else ""
+                )
+                print(f"run {i}: {bare_text}insert_many of the very chunks stored, with the sales index: "
+                      f"{indexed[-1]:,.0f} rows/s")  # fmt: skip
                 for step, seconds in upload_timeline(stack.processes["ingest"].log_path, posted_at,
                                                      posted_at + accepted, done_at):  # fmt: skip
                     print(f"    {step:40} {seconds:7.2f} s")
