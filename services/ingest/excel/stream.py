@@ -39,10 +39,11 @@ from services.ingest.excel.types import OUTCOME_KINDS, OutcomeKind, ParseJob, Pa
 from shared.totals import Totals
 
 READ_BYTES: Final = 1024 * 1024
-# Chunks per insert_many and how many of them may be in flight at once (docs/benchmarks.md,
-# "Pipeline", 2026-12-02: measured against one synchronous insert at a time).
+# Chunks per insert_many and how many may be in flight at once. One: two or four in flight, or
+# batches of 200, stored the same chunks no faster (docs/benchmarks.md, "Pipeline", 2026-12-02:
+# SecantusDB takes one batch of a collection at a time), and each costs the service a batch of memory.
 STORE_BATCH_CHUNKS: Final = 50
-INSERTS_IN_FLIGHT: Final = 2
+INSERTS_IN_FLIGHT: Final = 1
 
 # Takes a batch of RawBSONDocument chunks (the driver sends their bytes as they are).
 Store = Callable[[list[Any]], Awaitable[Any]]
@@ -246,8 +247,7 @@ async def stream_workbook(
                 if counted[0] == 0 and len(batch) == 1:
                     mark("first_chunk")
                 if len(batch) >= batch_chunks:
-                    # More than one insert in flight: the server always has the next batch queued
-                    # while the driver sends or answers one (one in flight left it idle meanwhile).
+                    # The next batch is read from the worker while up to `inserts_in_flight` are stored.
                     await settle(inserts_in_flight - 1)
                     counted[0] += len(batch)
                     pending.add(asyncio.ensure_future(store(batch)))
