@@ -2,8 +2,8 @@
 
     .venv/bin/python -m bench.parse 100000                 # openpyxl baseline, calamine, ours
     .venv/bin/python -m bench.parse 1000000 --skip openpyxl --repeat 1
-    .venv/bin/python -m bench.parse 100000 --layout excel     # shared strings + <dimension>
-    .venv/bin/python -m bench.parse 1000000 --layout both --skip openpyxl   # both, same rounds
+    .venv/bin/python -m bench.parse 100000 --layout sst       # shared strings + <dimension>
+    .venv/bin/python -m bench.parse 1000000 --layout stream,sst --skip openpyxl   # same rounds
 
 Readers measured:
   openpyxl  load_workbook(read_only=True) + iter_rows(values_only=True), just iterating (baseline)
@@ -151,6 +151,16 @@ def measure(reader: str, path: Path) -> dict[str, Any]:
     return result
 
 
+def _layouts(text: str) -> tuple[str, ...]:
+    layouts = tuple(text.split(","))
+    unknown = set(layouts) - set(LAYOUTS)
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown layout {', '.join(sorted(unknown))}: choose from {', '.join(LAYOUTS)}"
+        )
+    return layouts
+
+
 def summarise(layout: str, readers: list[str], runs: dict[tuple[str, str], list[dict[str, Any]]]) -> dict[str, Any]:
     """Prints one layout's medians and its ratios to calamine's bare iteration of that workbook."""
     results: dict[str, dict[str, Any]] = {}
@@ -189,9 +199,10 @@ def main() -> None:
     parser.add_argument("--skip", action="append", default=[], choices=READERS)
     parser.add_argument(
         "--layout",
-        choices=(*LAYOUTS, "both"),
-        default="stream",
-        help="see bench/workbooks.py; both: the two layouts in the same alternating rounds",
+        type=_layouts,
+        default=("stream",),
+        help=f"one of {', '.join(LAYOUTS)} (bench/workbooks.py), or several joined by commas: "
+        "measured in the same alternating rounds",
     )
     parser.add_argument("--child", choices=READERS, help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
@@ -200,7 +211,7 @@ def main() -> None:
         print(json.dumps(RUNNERS[args.child](Path(args.path)) | {"cpu": _cpu_seconds()}))
         return
 
-    layouts = LAYOUTS if args.layout == "both" else (args.layout,)
+    layouts: tuple[str, ...] = args.layout
     paths = {layout: workbook(args.rows, layout) for layout in layouts}
     for layout, path in paths.items():
         print(
