@@ -1,8 +1,9 @@
 """The file's totals as they travel in the parse worker's JSON answer.
 
 Kept apart from bulk.py because the ingest service decodes them: importing bulk would load
-columnar, and with it pyarrow and numpy, into the long-lived service process (≈ 40 MB of resident
-memory it never uses; issue 19's memory target counts the service and its worker together).
+columnar, and with it pyarrow and numpy, into the long-lived service process, resident memory it
+never uses (docs/benchmarks.md, "Pipeline", 2026-12-02: the service and its worker are held to
+1.2x the bare parser's peak together).
 """
 
 from __future__ import annotations

@@ -50,7 +50,8 @@ class SharingFold:
 
     The fold keeps every user's first-touch source and invite link; decoded from BSON, each row
     brings its own copy of both, so half a million users would keep a million strings that say
-    the same few things (≈ 80 MB of the worker's peak, which ends up at the end of the fold)."""
+    the same few things, and the worker's RSS ends the fold near its peak (docs/benchmarks.md,
+    "Parsing", 2026-12-02)."""
 
     def __init__(self, job: dict[str, Any]) -> None:
         self.fold = new_fold(job)
