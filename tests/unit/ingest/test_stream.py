@@ -171,3 +171,36 @@ async def test_a_spare_worker_takes_the_next_file_and_is_replaced(
         assert ready[0].returncode == 0  # that very process parsed the file, then exited
     await spare.close()
     assert spare._ready is None and spare._starting is None
+
+
+def test_the_worker_folds_one_string_per_distinct_source_and_link() -> None:
+    from datetime import UTC, datetime
+
+    from services.ingest.excel.bulk import SharingFold
+
+    job = {"currency": None, "source_report_id": "src1"}
+    # Equal strings that are distinct objects, as bson.decode hands them over row after row.
+    rows = [
+        {
+            "_id": f"src1:{i + 2}",
+            "source": "excel",
+            "source_report_id": "".join(["src", "1"]),
+            "row": i + 2,
+            "user_id": 1000 + i % 7,
+            "status": "sale" if i % 3 == 0 else None,
+            "purchase_amount": bson.Decimal128("10.50") if i % 3 == 0 else None,
+            "sub_date": datetime(2024, 1, 1 + i % 20, tzinfo=UTC),
+            "invite_link": "".join(["https://t.me/+inv", str(i % 2)]) if i % 5 else None,
+        }
+        for i in range(60)
+    ]
+    plain = new_fold(job)
+    for row in rows:
+        plain.add(dict(row))
+    shared = [dict(row) for row in rows]
+    sharing = SharingFold(job)
+    sharing.add_all(shared)
+    assert sharing.fold.result() == plain.result()
+    assert len({id(row["source_report_id"]) for row in shared}) == 1
+    links = {row["invite_link"]: id(row["invite_link"]) for row in shared if row["invite_link"] is not None}
+    assert len(links) == 2 and len({id(row["invite_link"]) for row in shared if row["invite_link"]}) == 2
