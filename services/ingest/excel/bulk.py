@@ -19,44 +19,54 @@ A file with errors writes nothing to the pipe: its verdict is the final answer a
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
 
 import bson
 
 from services.ingest.excel import columnar
+from services.ingest.excel.answer import totals_field
 from services.ingest.excel.converters import load_zone
 from services.ingest.excel.types import CellError
 from shared.currency import DEFAULT_CURRENCY
 from shared.sale_chunks import ChunkPacker
-from shared.totals import Totals, TotalsFold, from_document, to_document
+from shared.totals import TotalsFold
 
 PIPE_WRITE_BYTES: Final = 1024 * 1024
-
-
-def totals_field(totals: Totals) -> str:
-    """The file's totals for the worker's JSON answer: shared.totals' own stored document, as
-    BSON in base64 (so Decimal, dates and every field of whichever Totals this release has)."""
-    return base64.b64encode(bson.encode(to_document(totals))).decode()
-
-
-_TZ_AWARE: Final[bson.CodecOptions[Mapping[str, Any]]] = bson.CodecOptions(tz_aware=True)
-
-
-def totals_from_field(text: str) -> Totals:
-    # Aware datetimes (UTC), as the database hands them to analytics.
-    return from_document(bson.decode(base64.b64decode(text), codec_options=_TZ_AWARE))
 
 
 def new_fold(job: dict[str, Any]) -> TotalsFold:
     """The fold ingest always used for a file: the report's currency for rows without one, and the
     file as the report's first source (its rows' file order is the report's)."""
     return TotalsFold(job.get("currency") or DEFAULT_CURRENCY, {job["source_report_id"]: 0})
+
+
+class SharingFold:
+    """`new_fold` fed with decoded rows whose repeated strings are one object each.
+
+    The fold keeps every user's first-touch source and invite link; decoded from BSON, each row
+    brings its own copy of both, so half a million users would keep a million strings that say
+    the same few things, and the worker's RSS ends the fold near its peak (docs/benchmarks.md,
+    "Parsing", 2026-12-02)."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        self.fold = new_fold(job)
+        self.source: str = job["source_report_id"]
+        self.links: dict[str, str] = {}
+
+    def add_all(self, rows: Iterable[dict[str, Any]]) -> None:
+        add, source, links = self.fold.add, self.source, self.links
+        for row in rows:
+            if row.get("source_report_id") == source:
+                row["source_report_id"] = source
+            link = row.get("invite_link")
+            if link is not None:
+                row["invite_link"] = links.setdefault(link, link)
+            add(row)
 
 
 def say(answer: dict[str, Any]) -> None:
@@ -151,14 +161,13 @@ def run_columnar(job: dict[str, Any], path: Path, fmt: str) -> dict[str, Any] | 
     pipe = PipeWriter(fd)
     # The totals (currencies, first touches, links: shared.totals) are folded from the built rows,
     # while the parent stores what was just written, on this process's own core.
-    fold = new_fold(job)
+    fold = SharingFold(job)
     for chunks in columnar.chunk_batches(valid):
         pipe.write_all(chunks)
         for chunk in chunks:
-            for row in bson.decode(chunk)["rows"]:
-                fold.add(row)
+            fold.add_all(bson.decode(chunk)["rows"])
     pipe.close()
-    totals = fold.result()
+    totals = fold.fold.result()
     return {"ok": True, "rows": valid.rows, "sheet": valid.sheet, "reader": "columnar", "totals": totals_field(totals)}
 
 
@@ -170,11 +179,11 @@ def stream_spool(job: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
     say({"verdict": True, "ok": True, "rows": answer["rows"], "sheet": answer.get("sheet")})
     pipe = PipeWriter(fd)
     packer = ChunkPacker()
-    fold = new_fold(job)
+    fold = SharingFold(job)
     batch: list[dict[str, Any]] = []
     with open(job["spool_path"], "rb") as spool:
         for row in bson.decode_file_iter(spool):
-            fold.add(row)
+            fold.add_all((row,))
             batch.append(row)
             if len(batch) >= 5_000:
                 pipe.write_all(bson.encode(chunk) for chunk in packer.add(batch))
@@ -182,4 +191,4 @@ def stream_spool(job: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
     pipe.write_all(bson.encode(chunk) for chunk in packer.add(batch))
     pipe.write_all(bson.encode(chunk) for chunk in packer.flush())
     pipe.close()
-    return {**answer, "reader": "rows", "totals": totals_field(fold.result())}
+    return {**answer, "reader": "rows", "totals": totals_field(fold.fold.result())}

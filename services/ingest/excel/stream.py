@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from bson.raw_bson import RawBSONDocument
 
-from services.ingest.excel.bulk import totals_from_field
+from services.ingest.excel.answer import totals_from_field
 from services.ingest.excel.runner import (
     _file_outcome,
     _interpret,
@@ -42,6 +42,11 @@ from services.ingest.excel.types import ParseJob, ParseLimits, ParseOutcome
 from shared.totals import Totals
 
 READ_BYTES: Final = 1024 * 1024
+# Chunks per insert_many and how many may be in flight at once. One: two or four in flight, or
+# batches of 200, stored the same chunks no faster (docs/benchmarks.md, "Pipeline", 2026-12-02:
+# SecantusDB takes one batch of a collection at a time), and each costs the service a batch of memory.
+STORE_BATCH_CHUNKS: Final = 50
+INSERTS_IN_FLIGHT: Final = 1
 
 # Takes a batch of RawBSONDocument chunks (the driver sends their bytes as they are).
 Store = Callable[[list[Any]], Awaitable[Any]]
@@ -125,7 +130,8 @@ async def stream_workbook(
     *,
     store: Store,
     accepted: Accepted,
-    batch_chunks: int = 50,
+    batch_chunks: int = STORE_BATCH_CHUNKS,
+    inserts_in_flight: int = INSERTS_IN_FLIGHT,
     spare: SpareWorker | None = None,
 ) -> StreamResult:
     started = time.monotonic()
@@ -169,8 +175,19 @@ async def stream_workbook(
         transport, _ = await loop.connect_read_pipe(
             lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0)
         )
-        pending: asyncio.Task[Any] | None = None
+        pending: set[asyncio.Future[Any]] = set()
         batch: list[RawBSONDocument] = []
+
+        async def settle(at_most: int) -> None:
+            # Waits until at most `at_most` inserts are in flight; a failed insert fails the file.
+            while len(pending) > at_most:
+                done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                pending.difference_update(done)
+                # Every failure is retrieved (asyncio logs the others otherwise); the first is raised.
+                failures = [error for task in done if (error := task.exception()) is not None]
+                if failures:
+                    raise failures[0]
+
         try:
             while True:
                 head = await reader.read(4)
@@ -190,18 +207,21 @@ async def stream_workbook(
                 if counted[0] == 0 and len(batch) == 1:
                     mark("first_chunk")
                 if len(batch) >= batch_chunks:
-                    # One insert in flight while the next batch is read: the worker keeps building.
-                    if pending is not None:
-                        await pending
+                    # The next batch is read from the worker while up to `inserts_in_flight` are stored.
+                    await settle(inserts_in_flight - 1)
                     counted[0] += len(batch)
-                    pending = asyncio.ensure_future(store(batch))
+                    pending.add(asyncio.ensure_future(store(batch)))
                     batch = []
-            if pending is not None:
-                await pending
             if batch:
                 counted[0] += len(batch)
-                await store(batch)
+                pending.add(asyncio.ensure_future(store(batch)))
+            await settle(0)
         finally:
+            for task in pending:
+                if not task.done():
+                    task.cancel()
+                elif not task.cancelled():
+                    task.exception()  # failed beside the one raised: retrieved, not logged
             transport.close()
 
     assert proc.stdin is not None

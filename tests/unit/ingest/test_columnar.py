@@ -14,7 +14,8 @@ import bson
 import pytest
 
 from services.ingest.excel import ParseJob, columnar
-from services.ingest.excel.bulk import new_fold, run_columnar, totals_field, totals_from_field
+from services.ingest.excel.answer import totals_field, totals_from_field
+from services.ingest.excel.bulk import new_fold, run_columnar
 from services.ingest.excel.worker import run_job
 from shared.sale_chunks import pack
 from tests.unit.ingest.conftest import ENGLISH_HEADER, WriteXlsx

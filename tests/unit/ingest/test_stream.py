@@ -11,7 +11,8 @@ import bson
 import pytest
 
 from services.ingest.excel import ParseJob, ParseLimits, parse_workbook
-from services.ingest.excel.bulk import new_fold, totals_field, totals_from_field
+from services.ingest.excel.answer import totals_field, totals_from_field
+from services.ingest.excel.bulk import new_fold
 from services.ingest.excel.stream import stream_workbook
 from shared.sale_chunks import pack
 from tests.unit.ingest.conftest import WriteXlsx
@@ -100,6 +101,35 @@ async def test_a_file_with_errors_streams_nothing(
     assert sink.batches == [] and sink.accepted == [] and result.totals is None
 
 
+async def test_inserts_overlap_up_to_the_bound_and_a_failed_one_fails_the_file(
+    write_xlsx: WriteXlsx, make_job: Callable[..., ParseJob]
+) -> None:
+    path = write_xlsx(rows(1234))
+    in_flight, most, stored = [0], [0], []
+
+    async def slow(batch: list[Any]) -> None:
+        in_flight[0] += 1
+        most[0] = max(most[0], in_flight[0])
+        await asyncio.sleep(0.05)
+        stored.extend(batch)
+        in_flight[0] -= 1
+
+    sink = Store()
+    result = await stream_workbook(
+        make_job(path), LIMITS, store=slow, accepted=sink.accept, batch_chunks=1, inserts_in_flight=3
+    )
+    assert result.outcome.ok, result.outcome
+    # Every chunk stored, never more than three inserts at once, and they did overlap.
+    assert len(stored) == result.chunks and len({c["_id"] for c in stored}) == result.chunks
+    assert most[0] == 3
+
+    async def broken(batch: list[Any]) -> None:
+        raise RuntimeError("insert refused")
+
+    with pytest.raises(RuntimeError, match="insert refused"):
+        await stream_workbook(make_job(path), LIMITS, store=broken, accepted=sink.accept, batch_chunks=1)
+
+
 async def test_a_stalled_store_is_cut_by_the_parse_timeout(
     write_xlsx: WriteXlsx, make_job: Callable[..., ParseJob]
 ) -> None:
@@ -141,3 +171,36 @@ async def test_a_spare_worker_takes_the_next_file_and_is_replaced(
         assert ready[0].returncode == 0  # that very process parsed the file, then exited
     await spare.close()
     assert spare._ready is None and spare._starting is None
+
+
+def test_the_worker_folds_one_string_per_distinct_source_and_link() -> None:
+    from datetime import UTC, datetime
+
+    from services.ingest.excel.bulk import SharingFold
+
+    job = {"currency": None, "source_report_id": "src1"}
+    # Equal strings that are distinct objects, as bson.decode hands them over row after row.
+    rows = [
+        {
+            "_id": f"src1:{i + 2}",
+            "source": "excel",
+            "source_report_id": "".join(["src", "1"]),
+            "row": i + 2,
+            "user_id": 1000 + i % 7,
+            "status": "sale" if i % 3 == 0 else None,
+            "purchase_amount": bson.Decimal128("10.50") if i % 3 == 0 else None,
+            "sub_date": datetime(2024, 1, 1 + i % 20, tzinfo=UTC),
+            "invite_link": "".join(["https://t.me/+inv", str(i % 2)]) if i % 5 else None,
+        }
+        for i in range(60)
+    ]
+    plain = new_fold(job)
+    for row in rows:
+        plain.add(dict(row))
+    shared = [dict(row) for row in rows]
+    sharing = SharingFold(job)
+    sharing.add_all(shared)
+    assert sharing.fold.result() == plain.result()
+    assert len({id(row["source_report_id"]) for row in shared}) == 1
+    links = {row["invite_link"]: id(row["invite_link"]) for row in shared if row["invite_link"] is not None}
+    assert len(links) == 2 and len({id(row["invite_link"]) for row in shared if row["invite_link"]}) == 2
