@@ -171,22 +171,26 @@ class SyncEngine:
             return puller.fetch(run.window, {**puller.first_cursor, **cursor}, ctx)
 
         async with contextlib.aclosing(read_ahead(fetch, run.cursor)) as batches:
-            async for pages in batches:
-                page = joined(pages)
-                changed = await self._store(conn, sr, run, puller, page)
-                high_water = later(high_water, page.high_water)
-                run.pages += len(pages)
-                run.cursor = page.next_cursor
-                await self.states.checkpoint(sr_id, run, high_water)
-                # Progress is shown about once a second: a write per page would cost the listing
-                # a third of its database time on small pages.
-                if time.monotonic() - shown >= 1.0:
-                    shown = time.monotonic()
-                    await self.states.show_run(sr_id, run)
-                if run.cursor is not None:
-                    await announcer.progress(changed)
-                else:
-                    announcer.unpublished += changed
+            try:
+                async for pages in batches:
+                    page = joined(pages)
+                    changed = await self._store(conn, sr, run, puller, page)
+                    high_water = later(high_water, page.high_water)
+                    run.pages += len(pages)
+                    run.cursor = page.next_cursor
+                    await self.states.checkpoint(sr_id, run, high_water)
+                    # Progress is shown about once a second: a write per page would cost the
+                    # listing a third of its database time on small pages.
+                    if time.monotonic() - shown >= 1.0:
+                        shown = time.monotonic()
+                        await self.states.show_run(sr_id, run)
+                    if run.cursor is not None:
+                        await announcer.progress(changed)
+                    else:
+                        announcer.unpublished += changed
+            except Exception:  # a failed run shows how far it got
+                await self.states.show_run(sr_id, run)
+                raise
         if run.mode == "incremental":
             period = Window(as_date(sr["period_start"]), as_date(sr["period_end"]))
             late = await puller.late_changes(period, run.window.start, ctx)
