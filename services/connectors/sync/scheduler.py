@@ -72,7 +72,7 @@ class Scheduler:
         await self._schedule_pass()
         # Two equality queries, each on its own sparse index, rather than one `$or`: every Excel
         # upload is a source report too, and SecantusDB answers the `$or` by scanning them all
-        # (182 ms against 2.4 ms at 20 000 source reports, `bench.lookups`), every tick, on every replica.
+        # (docs/benchmarks.md, "Lookups that used to scan a collection"), every tick, on every replica.
         sources = db[COLLECTIONS.source_reports]
         requested = await sources.distinct("connection_id", {"sync_requested": True, "kind": "connector"})
         running = await sources.distinct("connection_id", {"progress.state": "running", "kind": "connector"})

@@ -54,22 +54,30 @@ async def test_a_slow_storer_gets_the_waiting_pages_together_and_the_fetcher_sta
     assert sum(groups) == 40 and max(groups) > 1 and max(groups) <= 4
 
 
+async def days_read(listing: Listing, got: list[int]) -> None:
+    async with contextlib.aclosing(read_ahead(listing.fetch, {"page": 1})) as batches:
+        async for pages in batches:
+            got += [p.high_water.day for p in pages if p.high_water is not None]
+
+
+async def store_failing(listing: Listing) -> None:
+    async with contextlib.aclosing(read_ahead(listing.fetch, {"page": 1}, depth=2)) as batches:
+        async for _ in batches:
+            raise ValueError("store failed")
+
+
 async def test_an_error_comes_after_the_pages_before_it() -> None:
     listing = Listing(10, fail_at=6)
     got: list[int] = []
     with pytest.raises(RuntimeError, match="page 6 failed"):
-        async with contextlib.aclosing(read_ahead(listing.fetch, {"page": 1})) as batches:
-            async for pages in batches:
-                got += [p.high_water.day for p in pages if p.high_water is not None]
+        await days_read(listing, got)
     assert got == [1, 2, 3, 4, 5]
 
 
 async def test_a_storer_that_stops_leaves_no_fetch_running() -> None:
     listing = Listing(1000)
     with pytest.raises(ValueError, match="store failed"):
-        async with contextlib.aclosing(read_ahead(listing.fetch, {"page": 1}, depth=2)) as batches:
-            async for _ in batches:
-                raise ValueError("store failed")
+        await store_failing(listing)
     asked = len(listing.asked)
     await asyncio.sleep(0.05)
     assert len(listing.asked) == asked and asked <= 4
