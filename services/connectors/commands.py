@@ -237,9 +237,9 @@ async def apply_refund(svc: Services, refund: contracts.SweetClubRefundAdd) -> N
 
     The rows are found by `_id`: a synced sale's id is its source report's id and the platform's
     sale id, so one point lookup per source report of the connection. Matching on
-    `extra.external_id` instead scanned every sale row of every user (seconds at 200 000 rows on
-    SecantusDB: docs/benchmarks.md, "Lookups that used to scan a collection"), and an index for it
-    would be paid on every Excel row inserted."""
+    `extra.external_id` instead scans every sale row of every user (docs/benchmarks.md, "Lookups
+    that used to scan a collection"), and an index for it would be paid on every Excel row
+    inserted."""
     sale_id = str(refund.payload["sale_id"])
     sources = (
         await svc.db[COLLECTIONS.source_reports]

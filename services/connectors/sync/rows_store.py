@@ -24,6 +24,7 @@ from typing import Any
 from bson import Decimal128, Int64
 from pymongo import ReplaceOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from services.connectors.platforms.base.puller import Enrichment, Quarantined
 from services.connectors.platforms.base.rows import Row
@@ -31,6 +32,8 @@ from services.connectors.sync.leases import now
 from services.connectors.telemetry import CONNECTOR_QUARANTINED
 from shared.mongo import COLLECTIONS, Document
 from shared.sale_chunks import single
+
+DUPLICATE_KEY = 11000
 
 
 def _plain(value: Any) -> Any:
@@ -64,14 +67,19 @@ class RowsStore:
         self.quarantine_coll = db[COLLECTIONS.quarantine]
 
     async def store_listing(self, rows: list[Row], *, enrich: bool) -> int:
-        """Writes the rows that are new or whose listing fields changed; returns how many."""
+        """Writes the rows that are new or whose listing fields changed; returns how many.
+
+        New rows go in one unordered `insert_many`: SecantusDB pays for an upsert per document
+        (it looks the `_id` up, then writes), an insert only writes — a first sync is almost all
+        new rows. Only rows stored before with another hash are replaced."""
         latest = {str(r["_id"]): r for r in rows}  # a sale listed twice on a page: its last state
         if not latest:
             return 0
         hashes = {row_id: listing_hash(row) for row_id, row in latest.items()}
         stored = await self.sales.find({"_id": {"$in": list(latest)}}, {"listing_hash": 1}).to_list()
         known = {str(d["_id"]): d.get("listing_hash") for d in stored}
-        ops = []
+        new: list[Document] = []
+        changed: list[Document] = []
         for row_id, row in latest.items():
             if known.get(row_id) == hashes[row_id]:
                 continue
@@ -79,10 +87,26 @@ class RowsStore:
             doc["listing_hash"] = hashes[row_id]
             if enrich:
                 doc["enrich_pending"] = True
-            ops.append(ReplaceOne({"_id": row_id}, doc, upsert=True))
-        if ops:
-            await self.sales.bulk_write(ops, ordered=False)
-        return len(ops)
+            (changed if row_id in known else new).append(doc)
+        replaced = changed + await self._insert_new(new)
+        if replaced:
+            replaces = [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in replaced]
+            await self.sales.bulk_write(replaces, ordered=False)
+        return len(new) + len(changed)
+
+    async def _insert_new(self, docs: list[Document]) -> list[Document]:
+        """Inserts rows not stored at our read; returns those stored meanwhile by someone else (a
+        replica whose lease ran out), to be replaced with this listing's state."""
+        if not docs:
+            return []
+        try:
+            await self.sales.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            return [docs[int(e["index"])] for e in errors]
+        return []
 
     async def pending(self, source_report_id: str) -> list[Pending]:
         """The rows of a source still waiting for their detail call (one read, by the sales index's

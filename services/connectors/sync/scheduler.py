@@ -72,8 +72,8 @@ class Scheduler:
         db = self.svc.db
         await self._schedule_pass()
         # Two equality queries, each on its own sparse index, rather than one `$or`: every Excel
-        # upload is a source report too, and SecantusDB answers the `$or` by scanning them all, every
-        # tick, on every replica (docs/benchmarks.md, "Lookups that used to scan a collection").
+        # upload is a source report too, and SecantusDB answers the `$or` by scanning them all
+        # (docs/benchmarks.md, "Lookups that used to scan a collection"), every tick, on every replica.
         sources = db[COLLECTIONS.source_reports]
         requested = await sources.distinct("connection_id", {"sync_requested": True, "kind": "connector"})
         running = await sources.distinct("connection_id", {"progress.state": SYNC_RUNNING, "kind": "connector"})

@@ -9,13 +9,14 @@ a sync (SPEC §5).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from services.connectors.platforms.base.http import ApiError
 from services.connectors.platforms.base.rows import Row, RowContext
 
 M = TypeVar("M", bound=BaseModel)
@@ -109,3 +110,43 @@ def read_each(
         except (ValidationError, ValueError, TypeError, ArithmeticError) as exc:
             bad.append(Quarantined(external_id_of(raw, *id_keys), "listing", reason_of(exc), raw))
     return rows, bad
+
+
+def latest_day(rows: Iterable[Row]) -> date | None:
+    """The latest platform day among rows (a page's high-water mark)."""
+    return max((r["action_date"].date() for r in rows if r["action_date"] is not None), default=None)
+
+
+async def every_page(
+    read: Callable[[int], Awaitable[tuple[list[Any], bool]]],
+    to_rows: Callable[[list[Any]], tuple[list[Row], list[Quarantined]]],
+) -> PulledPage:
+    """A short listing read from page 1 to its end in one go (the late changes: usually a few
+    pages). `read(n)` gives page n's raw items and whether another page follows."""
+    rows: list[Row] = []
+    bad: list[Quarantined] = []
+    page, more = 1, True
+    while more:
+        items, more = await read(page)
+        got, quarantined = to_rows(items)
+        rows += got
+        bad += quarantined
+        page += 1
+    return PulledPage(rows, None, None, bad)
+
+
+async def detail_of(
+    external_id: str, read: Callable[[str], Awaitable[Any]], route: str, to_fields: Callable[[Any], dict[str, Any]]
+) -> Enrichment:
+    """One sale's detail call. The sale alone is quarantined, never the run stopped, when the
+    platform no longer knows it (404) or its payload cannot be read; other errors are the run's."""
+    try:
+        raw = await read(external_id)
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        return Enrichment(external_id, {}, Quarantined(external_id, "detail", f"{route}: 404 not found", None))
+    try:
+        return Enrichment(external_id, to_fields(raw))
+    except (ValueError, TypeError) as exc:
+        return Enrichment(external_id, {}, Quarantined(external_id, "detail", reason_of(exc), raw))

@@ -13,6 +13,7 @@ from typing import Any
 from services.connectors.platforms.base.http import HttpConfig
 from services.connectors.platforms.base.puller import Puller
 from services.connectors.platforms.base.session import SessionStore
+from shared.credentials import REQUIRED_CREDENTIALS, Kind
 
 
 class CredentialsError(ValueError):
@@ -34,11 +35,15 @@ class PullerArgs:
             raise CredentialsError(f"credentials lack {', '.join(missing)}")
         return [self.credentials[n] for n in names]
 
+    @property
+    def fetch_details(self) -> bool:
+        """Whether detail calls enrich the rows (connection option `fetch_details`, default on)."""
+        return bool(self.options.get("fetch_details", True))
+
 
 @dataclass(frozen=True)
 class Platform:
-    kind: str
-    required_credentials: tuple[str, ...]
+    kind: Kind
     # Naive platform times are read in this zone unless the connection's `timezone` option says otherwise.
     default_timezone: str
     # The currency of amounts that do not carry their own (connection option `currency` overrides).
@@ -50,6 +55,11 @@ class Platform:
     # Whether the platform has a session worth keeping between runs (SweetClub's 24 h token).
     keeps_session: bool = False
     notes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def required_credentials(self) -> tuple[str, ...]:
+        """The credential fields a connection needs (one list, shared with the gateway's checks)."""
+        return REQUIRED_CREDENTIALS[self.kind]
 
     def timezone(self, options: dict[str, Any]) -> str:
         return str(options.get("timezone") or self.default_timezone)

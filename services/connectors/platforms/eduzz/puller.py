@@ -22,15 +22,16 @@ import logging
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from services.connectors.platforms.base.http import ApiError
 from services.connectors.platforms.base.puller import (
     Cursor,
     Enrichment,
     PulledPage,
     Quarantined,
     Window,
+    detail_of,
+    every_page,
+    latest_day,
     read_each,
-    reason_of,
 )
 from services.connectors.platforms.base.registry import Platform, PullerArgs
 from services.connectors.platforms.base.rows import Row, RowContext
@@ -78,7 +79,7 @@ class EduzzPuller:
         part, page_no = window_at(cursor, window), cursor["page"]
         answer, page = await self.client.sales_page(page_no, start_date=part.start, end_date=part.end)
         rows, bad = self._rows(page.items, ctx)
-        high = max((r["action_date"].date() for r in rows if r["action_date"] is not None), default=None)
+        high = latest_day(rows)
         key = (cursor["start"], cursor["days"])
         if page_no == 1 and answer.pages > MAX_PAGES and cursor["days"] > 1:
             # Too many sales for one window: read it in halves (this page's rows are stored anyway).
@@ -119,30 +120,23 @@ class EduzzPuller:
     async def late_changes(self, period: Window, since: date, ctx: RowContext) -> PulledPage:
         """Sales of the period paid since `since` (a lead become a sale months later)."""
         paid = Window(max(since, period.start), max(datetime.now(UTC).date(), period.end))
-        rows: list[Row] = []
-        bad: list[Quarantined] = []
-        page_no: int | None = 1
-        while page_no is not None:
+
+        async def read(page_no: int) -> tuple[list[Any], bool]:
             _, page = await self.client.sales_page(
                 page_no, start_date=paid.start, end_date=paid.end, date_type="payment"
             )
-            got, quarantined = self._rows(page.items, ctx)
-            rows += [r for r in got if _created_in(r, period)]
-            bad += quarantined
-            page_no = page.next_page
-        return PulledPage(rows, None, None, bad)
+            return page.items, page.next_page is not None
+
+        late = await every_page(read, lambda items: self._rows(items, ctx))
+        return PulledPage([r for r in late.rows if _created_in(r, period)], None, None, late.quarantined)
 
     async def enrich(self, external_id: str) -> Enrichment:
-        try:
-            raw = await self.client.get_sale_raw(external_id)
-        except ApiError as exc:
-            if exc.status != 404:
-                raise
-            return Enrichment(external_id, {}, Quarantined(external_id, "detail", "sales/{id}: 404 not found", None))
-        try:
-            return Enrichment(external_id, detail_fields(SaleWithItems.model_validate(raw)))
-        except (ValueError, TypeError) as exc:
-            return Enrichment(external_id, {}, Quarantined(external_id, "detail", reason_of(exc), raw))
+        return await detail_of(
+            external_id,
+            self.client.get_sale_raw,
+            "sales/{id}",
+            lambda raw: detail_fields(SaleWithItems.model_validate(raw)),
+        )
 
     async def check(self) -> str:
         today = datetime.now(UTC).date()
@@ -165,14 +159,13 @@ def make_puller(args: PullerArgs) -> EduzzPuller:
     (token,) = args.need(*REQUIRED_CREDENTIALS["eduzz"])
     return EduzzPuller(
         EduzzClient(args.base_url, token, args.http),
-        details=bool(args.options.get("fetch_details", True)),
+        details=args.fetch_details,
         window_days=int(args.options.get("window_days", DEFAULT_WINDOW_DAYS)),
     )
 
 
 PLATFORM = Platform(
     kind="eduzz",
-    required_credentials=REQUIRED_CREDENTIALS["eduzz"],
     default_timezone="UTC",
     default_currency="BRL",
     make_puller=make_puller,

@@ -73,7 +73,6 @@ def make_puller(args: PullerArgs) -> OfdPuller:
 
 PLATFORM = Platform(
     kind="ofd",
-    required_credentials=REQUIRED_CREDENTIALS["ofd"],
     default_timezone="Europe/Moscow",
     default_currency="RUB",
     make_puller=make_puller,

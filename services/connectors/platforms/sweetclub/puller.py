@@ -6,15 +6,16 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from services.connectors.platforms.base.http import ApiError
 from services.connectors.platforms.base.puller import (
     Cursor,
     Enrichment,
     PulledPage,
     Quarantined,
     Window,
+    detail_of,
+    every_page,
+    latest_day,
     read_each,
-    reason_of,
 )
 from services.connectors.platforms.base.registry import Platform, PullerArgs
 from services.connectors.platforms.base.rows import Row, RowContext
@@ -43,37 +44,27 @@ class SweetClubPuller:
             cursor["page"], date_start=window.start, date_end=window.end, limit=self.page_size
         )
         rows, bad = self._rows(page.items, ctx)
-        high = max((r["action_date"].date() for r in rows if r["action_date"] is not None), default=None)
         following = None if page.next_page is None else {"page": page.next_page}
-        return PulledPage(rows, following, high, bad)
+        return PulledPage(rows, following, latest_day(rows), bad)
 
     async def late_changes(self, period: Window, since: date, ctx: RowContext) -> PulledPage:
         """Refunds: every cancelled sale of the period (`sale_status=0`; usually few pages)."""
-        rows: list[Row] = []
-        bad: list[Quarantined] = []
-        page = 1
-        while True:
+
+        async def read(page: int) -> tuple[list[Any], bool]:
             batch = await self.client.sale_list_raw(
                 sale_status="0", limit=self.page_size, page=page, date_start=period.start, date_end=period.end
             )
-            got, quarantined = self._rows(batch, ctx)
-            rows += got
-            bad += quarantined
-            if len(batch) < self.page_size:
-                return PulledPage(rows, None, None, bad)
-            page += 1
+            return batch, len(batch) >= self.page_size
+
+        return await every_page(read, lambda items: self._rows(items, ctx))
 
     async def enrich(self, external_id: str) -> Enrichment:
-        try:
-            raw = await self.client.sale_info_raw(external_id)
-        except ApiError as exc:
-            if exc.status != 404:
-                raise
-            return Enrichment(external_id, {}, Quarantined(external_id, "detail", "sale/info: 404 not found", None))
-        try:
-            return Enrichment(external_id, detail_fields(SaleInfo.model_validate(raw)))
-        except (ValueError, TypeError) as exc:
-            return Enrichment(external_id, {}, Quarantined(external_id, "detail", reason_of(exc), raw))
+        return await detail_of(
+            external_id,
+            self.client.sale_info_raw,
+            "sale/info",
+            lambda raw: detail_fields(SaleInfo.model_validate(raw)),
+        )
 
     async def check(self) -> str:
         await self.client.login()
@@ -102,13 +93,12 @@ def make_puller(args: PullerArgs) -> SweetClubPuller:
     return SweetClubPuller(
         make_client(args),
         page_size=min(int(args.options.get("page_size", MAX_LIMIT)), MAX_LIMIT),
-        details=bool(args.options.get("fetch_details", True)),
+        details=args.fetch_details,
     )
 
 
 PLATFORM = Platform(
     kind="sweetclub",
-    required_credentials=REQUIRED_CREDENTIALS["sweetclub"],
     default_timezone="Europe/Moscow",
     default_currency="RUB",
     make_puller=make_puller,
