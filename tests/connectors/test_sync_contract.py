@@ -341,11 +341,13 @@ async def test_a_connection_deleted_before_its_sync_fails_the_source_and_tells_a
     # Another source of it was mid-sync when its replica died; a third had settled.
     _, running = await make_source_report(db, conn)
     _, settled = await make_source_report(db, conn)
+    await db[COLLECTIONS.connections].delete_one({"_id": conn})  # deleted while the sync request travels
+    # Marked running only once the connection is gone: the scheduler resumes running sources on its
+    # own tick, and a tick that fell between the two writes once synced this source to success.
     await db[COLLECTIONS.source_reports].update_one({"_id": running}, {"$set": {"progress.state": "running"}})
     await db[COLLECTIONS.source_reports].update_one(
         {"_id": settled}, {"$set": {"progress.state": "done", "status": "success"}}
     )
-    await db[COLLECTIONS.connections].delete_one({"_id": conn})  # deleted while the sync request travels
     before = await ingested_events(bus, settings)
     await sync(bus, conn, sr)
     doc = await wait_for(db, sr)
