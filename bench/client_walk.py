@@ -9,7 +9,8 @@ flight can be identical, so coalescing cannot carry the figure.
 Seeding: one campaign goes through the real pipeline (bench.gateway_load.seeded_stack), and its
 stored report and source documents are the templates cloned for every user's reports; the rows
 are generated in the stored sale-row shape (shared/sale_rows.py) and packed into chunks exactly as
-ingest packs them (shared.sale_chunks.ChunkPacker).
+ingest packs them (shared.sale_chunks.ChunkPacker), with the listing documents ingest writes
+beside them (shared.sale_listing.ListingCollector).
 """
 
 from __future__ import annotations
@@ -22,13 +23,16 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
+import bson
 from bson import Decimal128, Int64
+from bson.raw_bson import RawBSONDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from bench.loadgen import encode_request
 from services.gateway.auth import create_user_token
 from shared.mongo import COLLECTIONS, Document
 from shared.sale_chunks import ChunkPacker
+from shared.sale_listing import ListingCollector
 
 CHANNEL = -1001234567890
 # Rows per report, cycled over each client's reports: a seller's uploads run from a few hundred
@@ -96,7 +100,13 @@ async def seed_clients(
             )  # fmt: skip
             packer = ChunkPacker()
             chunks = packer.add(sale_rows(report_id, source_id, user.id, n, seed=c * 100 + k))
-            await db[COLLECTIONS.sales].insert_many([*chunks, *packer.flush()], ordered=False)
+            chunks.extend(packer.flush())
+            # And the listing documents ingest writes beside them (shared.sale_listing).
+            listings = ListingCollector()
+            for chunk in chunks:
+                listings.add(bson.encode(chunk), chunk["status"], len(chunk["rows"]))
+            stored = [RawBSONDocument(listing) for listing in listings.documents()]
+            await db[COLLECTIONS.sales].insert_many([*chunks, *stored], ordered=False)
             owned.append((report_id, source_id, n))
         out.append(ClientReports(token, user.id, owned))
     return out

@@ -16,6 +16,7 @@ from shared.currency import DEFAULT_CURRENCY
 from shared.mongo import COLLECTIONS, Document
 from shared.reports import NUMBER_METRIC_NAMES
 from shared.sale_chunks import CHUNK_MATCH_FIELDS, SALES_INDEX, chunk_id, page_of, page_seqs, rows_pipeline
+from shared.sale_listing import ORDER_FIELDS, listing_filter, listing_id, listing_page
 from shared.sale_rows import MS_PER_DAY
 from shared.source_reports import PENDING
 
@@ -190,11 +191,7 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-SALE_ORDER_FIELDS = {
-    "user_id": "user_id", "name": "name", "product": "product", "purchase_amount": "purchase_amount",
-    "username": "username", "is_premium": "is_premium", "status": "status", "sub_date": "sub_date",
-    "unsub_date": "unsub_date", "action_date": "action_date", "action_period": "action_period_ms", "row": "row",
-}  # fmt: skip
+SALE_ORDER_FIELDS = ORDER_FIELDS
 
 SALES_INDEX_FIELDS = frozenset(field for field, _ in SALES_INDEX)
 
@@ -210,9 +207,10 @@ async def list_sales(
     """One page of the rows `query` selects (it names the source report and the status).
 
     The default page (row order, no filter on the rows' own fields) is cut from the one or two
-    chunks that hold it, looked up by `_id`. Any other page unwinds the source's chunks of that
-    status: the indexed `$match` picks the chunks, the rows' own filters (a period is an `$or`)
-    apply after the unwind."""
+    chunks that hold it, looked up by `_id`. Any other page is cut from the status's listing
+    document (shared/sale_listing.py) where the source has one (an Excel file's status of up to
+    `LISTING_MAX_ROWS` rows); else it unwinds the source's chunks of that status: the indexed
+    `$match` picks the chunks, the rows' own filters (a period is an `$or`) apply after the unwind."""
     chunk_match = {field: value for field, value in query.items() if field in CHUNK_MATCH_FIELDS}
     row_match = {field: value for field, value in query.items() if field not in chunk_match}
     if not row_match and order_by in (None, "row") and order_dir == "asc":
@@ -223,8 +221,38 @@ async def list_sales(
             return [sale_row_view(row) for row in page_of(chunks, offset, limit)]
         # No chunk there: past the end, or a source whose rows are stored one by one (a
         # connector's), or not the caller's; the general path below tells them apart.
+    else:
+        listed = await listed_page(db, chunk_match, row_match, order_by, order_dir, limit, offset)
+        if listed is not None:
+            return [sale_row_view(row) for row in listed]
     pipeline = listing_pipeline(query, order_by, order_dir, limit, offset)
     return [sale_row_view(d) async for d in await db[COLLECTIONS.sales].aggregate(pipeline)]
+
+
+async def listed_page(
+    db: AsyncDatabase[Document],
+    chunk_match: Document,
+    row_match: Document,
+    order_by: str | None,
+    order_dir: Literal["asc", "desc"],
+    limit: int,
+    offset: int,
+) -> list[Document] | None:
+    """The page cut from the status's listing document (shared/sale_listing.py), or None when
+    there is none to cut it from (a connector's source, a large status, not the caller's, a
+    filter the listing does not hold): the aggregation answers then."""
+    wanted = listing_filter(row_match)
+    status = chunk_match.get("status")
+    if wanted is None or not isinstance(status, str):
+        return None
+    owner = {field: value for field, value in chunk_match.items() if field not in ("source_report_id", "status")}
+    doc = await db[COLLECTIONS.sales].find_one(
+        {"_id": listing_id(str(chunk_match["source_report_id"]), status), **owner}
+    )
+    if doc is None or "listing" not in doc:
+        return None
+    field = SALE_ORDER_FIELDS[order_by] if order_by else "row"
+    return listing_page(doc["listing"], wanted, field, order_dir == "desc", limit, offset, db.codec_options)
 
 
 def listing_pipeline(

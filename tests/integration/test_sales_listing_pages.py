@@ -14,6 +14,7 @@ from services.gateway import reports
 from services.gateway.auth import User
 from shared.mongo import COLLECTIONS, Document, ensure_indexes
 from shared.sale_chunks import CHUNK_ROWS, pack, single
+from shared.sale_listing import build_listings
 
 CHANNEL = -1001
 ALICE, MALLORY = User(1, "alice"), User(2, "mallory")
@@ -34,21 +35,20 @@ def row(n: int, *, source: str = "s", status: str = "sale", creator: int = 1) ->
     }
 
 
-@pytest.fixture
-async def sales(db: AsyncDatabase[Document]) -> list[Document]:
+@pytest.fixture(params=[False, True], ids=["aggregation", "listing"])
+async def sales(db: AsyncDatabase[Document], request: pytest.FixtureRequest) -> list[Document]:
+    """Every test runs twice: on chunks alone (pages from the aggregation) and with the listing
+    documents ingest writes beside an Excel source's chunks (pages cut from them)."""
     await ensure_indexes(db)
     # Sales and leads interleaved in the file, as uploads have them.
     file_rows = [row(n, status="sale" if n % 3 else "lead") for n in range(2, 2 + SALES * 3 // 2 + 1)]
     mine = [r for r in file_rows if r["status"] == "sale"][:SALES]
     file_rows = [r for r in file_rows if r["status"] == "lead" or r in mine]
     connector = [row(0, source="c") | {"_id": f"c:{ext}", "row": None, "source": "eduzz"} for ext in ("b2", "a1", "c3")]
-    await db[COLLECTIONS.sales].insert_many(
-        [
-            *pack(file_rows),
-            *pack([row(n, source="other") for n in range(2, 40)]),
-            *map(single, connector),
-        ]
-    )
+    chunks = [*pack(file_rows), *pack([row(n, source="other") for n in range(2, 40)])]
+    listings = build_listings(chunks) if request.param else []
+    assert len(listings) == (3 if request.param else 0)  # s: sale and lead; other: sale
+    await db[COLLECTIONS.sales].insert_many([*chunks, *listings, *map(single, connector)])
     assert len(mine) == SALES
     return mine
 

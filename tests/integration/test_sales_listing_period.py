@@ -15,6 +15,7 @@ from services.gateway import reports
 from services.gateway.auth import User
 from shared.mongo import COLLECTIONS, Document, ensure_indexes
 from shared.sale_chunks import pack, single
+from shared.sale_listing import build_listings
 
 CHANNEL = -1001
 DAY0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -44,14 +45,22 @@ def in_period(doc: Document) -> bool:
     return bool(START <= moment <= END)
 
 
-@pytest.fixture
-async def rows(db: AsyncDatabase[Document]) -> list[Document]:
+@pytest.fixture(params=[False, True], ids=["aggregation", "listing"])
+async def rows(db: AsyncDatabase[Document], request: pytest.FixtureRequest) -> list[Document]:
+    """Every test runs on chunks alone (the aggregation) and with the listing documents ingest
+    writes beside an Excel source's chunks (pages cut from them)."""
     await ensure_indexes(db)
     mine = [row(n) for n in range(30)]
+    chunks = [
+        *pack([*mine, *(row(n, status="lead") | {"_id": f"l:{n}"} for n in range(30))], chunk_rows=7),
+        *pack([row(n, source="other") for n in range(30)]),
+    ]
+    listings = build_listings(chunks) if request.param else []
+    assert len(listings) == (3 if request.param else 0)
     await db[COLLECTIONS.sales].insert_many(
         [
-            *pack([*mine, *(row(n, status="lead") | {"_id": f"l:{n}"} for n in range(30))], chunk_rows=7),
-            *pack([row(n, source="other") for n in range(30)]),
+            *chunks,
+            *listings,
             # Someone else's rows under the same source id: chunks of one, which ids cannot collide.
             *(single(row(n, source="s", creator=2) | {"_id": f"m:{n}"}) for n in range(30)),
         ]

@@ -12,7 +12,8 @@ Streaming protocol (stdout lines are JSON; the pipe carries concatenated BSON ch
   1. stdout {"verdict": true, "ok": true, "rows": N, "sheet": ...}  — every row is valid; from
      here on the chunks follow on the pipe, so the parent can accept the file and store them
      while later chunks are still being built;
-  2. the chunks, then the pipe is closed;
+  2. the chunks, then the listing documents of the statuses that get one (shared/sale_listing.py,
+     stored beside the chunks), then the pipe is closed;
   3. stdout the final answer, with "totals" (shared.totals document, JSON-safe) on success.
 A file with errors writes nothing to the pipe: its verdict is the final answer alone.
 """
@@ -22,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -34,6 +35,7 @@ from services.ingest.excel.converters import load_zone
 from services.ingest.excel.types import CellError
 from shared.currency import DEFAULT_CURRENCY
 from shared.sale_chunks import ChunkPacker
+from shared.sale_listing import ListingCollector
 from shared.totals import TotalsFold
 
 PIPE_WRITE_BYTES: Final = 1024 * 1024
@@ -162,10 +164,15 @@ def run_columnar(job: dict[str, Any], path: Path, fmt: str) -> dict[str, Any] | 
     # The totals (currencies, first touches, links: shared.totals) are folded from the built rows,
     # while the parent stores what was just written, on this process's own core.
     fold = SharingFold(job)
+    listings = ListingCollector()
     for chunks in columnar.chunk_batches(valid):
         pipe.write_all(chunks)
         for chunk in chunks:
-            fold.add_all(bson.decode(chunk)["rows"])
+            doc = bson.decode(chunk)
+            fold.add_all(doc["rows"])
+            listings.add(chunk, doc["status"], len(doc["rows"]))
+    # The listing documents go last, once their status's every chunk is written (shared.sale_listing).
+    pipe.write_all(listings.documents())
     pipe.close()
     totals = fold.fold.result()
     return {"ok": True, "rows": valid.rows, "sheet": valid.sheet, "reader": "columnar", "totals": totals_field(totals)}
@@ -180,15 +187,24 @@ def stream_spool(job: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
     pipe = PipeWriter(fd)
     packer = ChunkPacker()
     fold = SharingFold(job)
+    listings = ListingCollector()
+
+    def encoded(chunks: list[dict[str, Any]]) -> Iterator[bytes]:
+        for chunk in chunks:
+            data = bson.encode(chunk)
+            listings.add(data, chunk["status"], len(chunk["rows"]))
+            yield data
+
     batch: list[dict[str, Any]] = []
     with open(job["spool_path"], "rb") as spool:
         for row in bson.decode_file_iter(spool):
             fold.add_all((row,))
             batch.append(row)
             if len(batch) >= 5_000:
-                pipe.write_all(bson.encode(chunk) for chunk in packer.add(batch))
+                pipe.write_all(encoded(packer.add(batch)))
                 batch = []
-    pipe.write_all(bson.encode(chunk) for chunk in packer.add(batch))
-    pipe.write_all(bson.encode(chunk) for chunk in packer.flush())
+    pipe.write_all(encoded(packer.add(batch)))
+    pipe.write_all(encoded(packer.flush()))
+    pipe.write_all(listings.documents())
     pipe.close()
     return {**answer, "reader": "rows", "totals": totals_field(fold.fold.result())}

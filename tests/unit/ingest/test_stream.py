@@ -15,6 +15,7 @@ from services.ingest.excel.answer import totals_field, totals_from_field
 from services.ingest.excel.bulk import new_fold
 from services.ingest.excel.stream import stream_workbook
 from shared.sale_chunks import pack
+from shared.sale_listing import build_listings
 from tests.unit.ingest.conftest import WriteXlsx
 
 LIMITS = ParseLimits(timeout_seconds=60, memory_bytes=2 * 1024**3)
@@ -76,7 +77,12 @@ async def test_chunks_and_totals_are_those_of_the_spooled_rows(
     assert result.outcome.ok, result.outcome
     assert result.reader == ("rows" if text_ids else "columnar")
     assert result.outcome.rows == 1234 and sink.accepted == [1234]
-    assert sink.chunks() == {c["_id"]: bson.encode(c) for c in pack(docs)}
+    # The chunks, and the listing documents of their statuses (shared.sale_listing), last.
+    chunks = pack(docs)
+    listings = build_listings(chunks)
+    assert {d["status"] for d in listings} == {"sale", "lead", "funnel"} & {c["status"] for c in chunks}
+    assert sink.chunks() == {c["_id"]: bson.encode(c) for c in [*chunks, *listings]}
+    assert list(sink.chunks())[-len(listings) :] == [d["_id"] for d in listings]
     assert result.chunks == len(sink.chunks())
     assert all(len(batch) <= 3 for batch in sink.batches)
     fold = new_fold({"currency": None, "source_report_id": "src1"})

@@ -1,0 +1,352 @@
+"""The listing document: what a filtered or re-ordered page of the sales listing is cut from.
+
+One per (Excel source report, action status) of at most `LISTING_MAX_ROWS` rows, written by the
+parse worker after that status's chunks (shared/sale_chunks.py), into the same `sales` collection:
+
+    {_id: "{source_report_id}:{status}:listing", report_id, source_report_id, channel_id,
+     creator_id, source, status, rows: [], listing: {
+        n:       rows of that status
+        rows:    their BSON documents, exactly as stored in the chunks, concatenated in row order
+        ends:    uint32 end offset of each row in `rows`
+        order:   {stored field: uint32 permutation of the rows in MongoDB's ascending `$sort`
+                  order on (field, _id)} for every field the listing may be ordered by
+        product / products, premium, link_null, action, action_ms, sub, sub_ms:
+                  what the listing's filters compare, one entry per row (see `ListingFilter`)}}
+
+Why: without it, such a page makes the database unwind, filter and sort every row of the status
+(SecantusDB spent 15-50 ms on a 4 000-row source's page, 330 ms when sorting by amount), and
+decoding a handful of binary fields costs it under a millisecond (docs/benchmarks.md, "Gateway
+load", 2026-12-05). The gateway picks the page from the permutation and the filter columns and
+decodes only the page's rows.
+
+Why in `sales`: everything that deletes a source's rows deletes by `source_report_id`, so the
+listing can never outlive them; it has no rows of its own (`rows: []`), so every reader that
+unwinds chunks (totals, exports, counts) skips it; it has no `seq`, so no page is cut from it by
+position. An Excel source's rows never change once stored, so the listing never goes stale. A
+status with more rows (or more bytes than `LISTING_MAX_BYTES`) and a connector's source, whose
+rows change one by one, have none: their pages come from the aggregation, as before.
+"""
+
+from __future__ import annotations
+
+import calendar
+import sys
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+import bson
+from bson import Binary, Decimal128
+from bson.codec_options import DEFAULT_CODEC_OPTIONS, CodecOptions
+
+from shared.sale_chunks import CHUNK_FIELDS
+from shared.sale_rows import ACTION_STATUSES, ORDERABLE_FIELDS
+
+Document = dict[str, Any]
+
+LISTING_MAX_ROWS: Final = 20_000
+# Well under MongoDB's 16 MiB document limit, whatever the rows hold.
+LISTING_MAX_BYTES: Final = 12 * 1024 * 1024
+# The stored field each orderable field of the API sorts on.
+ORDER_FIELDS: Final = {field: "action_period_ms" if field == "action_period" else field for field in ORDERABLE_FIELDS}
+LISTED_STATUSES: Final = frozenset(ACTION_STATUSES)
+_LITTLE: Final = sys.byteorder == "little"
+
+
+def listing_id(source_report_id: str, status: str) -> str:
+    return f"{source_report_id}:{status}:listing"
+
+
+class Unlistable(ValueError):
+    """A row holds a value whose sort order this module does not reproduce: no listing then."""
+
+
+def order_key(value: Any) -> tuple[int, Any]:
+    """MongoDB's sort order across BSON types (null < numbers < strings < booleans < dates), for
+    the values a stored row holds. Strings compare by code point, as MongoDB's binary UTF-8
+    comparison does."""
+    if value is None:
+        return (1, 0)
+    if isinstance(value, bool):
+        return (8, value)
+    if isinstance(value, int | float):
+        return (2, value)
+    if isinstance(value, Decimal128):
+        number = value.to_decimal()
+        if not number.is_finite():
+            raise Unlistable("a non-finite amount")
+        return (2, number)
+    if isinstance(value, str):
+        return (3, value)
+    if isinstance(value, datetime):
+        return (9, date_ms(value))
+    raise Unlistable(f"a value of type {type(value).__name__}")
+
+
+def date_ms(value: datetime) -> int:
+    """A datetime as BSON stores it: milliseconds since the epoch, UTC (naive means UTC)."""
+    offset = value.utcoffset()
+    if offset is not None:
+        value = value - offset
+    return calendar.timegm(value.timetuple()) * 1000 + value.microsecond // 1000
+
+
+def _packed(typecode: str, values: Iterable[int]) -> Binary:
+    packed = array(typecode, values)
+    if not _LITTLE:
+        packed.byteswap()
+    return Binary(packed.tobytes())
+
+
+def _unpacked(typecode: str, data: bytes) -> array[int]:
+    values = array(typecode)
+    values.frombytes(data)
+    if not _LITTLE:
+        values.byteswap()
+    return values
+
+
+def _date_column(rows: Sequence[Mapping[str, Any]], field: str) -> tuple[Binary, Binary]:
+    """(kind, ms) per row: kind 0 = null or missing, 1 = a date, 2 = anything else."""
+    kinds: list[int] = []
+    ms: list[int] = []
+    for row in rows:
+        value = row.get(field)
+        if isinstance(value, datetime):
+            kinds.append(1)
+            ms.append(date_ms(value))
+        else:
+            kinds.append(0 if value is None else 2)
+            ms.append(0)
+    return _packed("b", kinds), _packed("q", ms)
+
+
+def build_listing(chunks: Sequence[Mapping[str, Any]]) -> Document | None:
+    """The listing document of one source's rows of one status, from all of that status's chunks
+    (any order: they are put in `seq` order), or None when the status gets none."""
+    if not chunks:
+        return None
+    ordered = sorted(chunks, key=lambda c: int(c["seq"]))
+    if [int(c["seq"]) for c in ordered] != list(range(len(ordered))):
+        raise ValueError("a listing needs every chunk of the status")
+    first = ordered[0]
+    status = first.get("status")
+    if status not in LISTED_STATUSES:
+        return None
+    rows = [row for chunk in ordered for row in chunk["rows"]]
+    if len(rows) > LISTING_MAX_ROWS:
+        return None
+    try:
+        keys = {field: [order_key(row.get(field)) for row in rows] for field in dict.fromkeys(ORDER_FIELDS.values())}
+    except Unlistable:
+        return None
+    ids = [str(row["_id"]) for row in rows]
+    order: Document = {}
+    for field, field_keys in keys.items():
+        order[field] = _packed("I", sorted(range(len(rows)), key=lambda i: (field_keys[i], ids[i])))
+    encoded = [bson.encode(row) for row in rows]
+    ends: list[int] = []
+    size = 0
+    for encoded_row in encoded:
+        size += len(encoded_row)
+        ends.append(size)
+    if size + 64 * len(rows) > LISTING_MAX_BYTES:
+        return None
+    products: dict[str, int] = {}
+    product_codes = [
+        products.setdefault(p, len(products)) if isinstance(p := row.get("product"), str) else -1 for row in rows
+    ]
+    premium = [1 if row.get("is_premium") is True else 0 if row.get("is_premium") is False else -1 for row in rows]
+    action, action_ms = _date_column(rows, "action_date")
+    sub, sub_ms = _date_column(rows, "sub_date")
+    listing: Document = {
+        "n": len(rows),
+        "rows": Binary(b"".join(encoded)),
+        "ends": _packed("I", ends),
+        "order": order,
+        "products": list(products),
+        "product": _packed("i", product_codes),
+        "premium": _packed("b", premium),
+        "link_null": _packed("b", [1 if row.get("invite_link") is None else 0 for row in rows]),
+        "action": action,
+        "action_ms": action_ms,
+        "sub": sub,
+        "sub_ms": sub_ms,
+    }
+    doc: Document = {"_id": listing_id(str(first["source_report_id"]), status)}
+    doc.update({field: first.get(field) for field in CHUNK_FIELDS})
+    doc.update(status=status, rows=[], listing=listing)
+    return doc
+
+
+def build_listings(chunks: Iterable[Mapping[str, Any]]) -> list[Document]:
+    """The listing documents of packed chunks of any sources and statuses (chunks of one, which
+    have no `seq`, get none)."""
+    groups: dict[tuple[str, str | None], list[Mapping[str, Any]]] = {}
+    for chunk in chunks:
+        if "seq" in chunk:
+            groups.setdefault((str(chunk["source_report_id"]), chunk.get("status")), []).append(chunk)
+    return [listing for group in groups.values() if (listing := build_listing(group)) is not None]
+
+
+class ListingCollector:
+    """Gathers a source's chunks (as BSON, with their status and row count) per status while they
+    are written, and builds the listings once all are in. Holds at most `LISTING_MAX_ROWS` rows'
+    bytes per status: a status that grows past it is dropped at once (it gets no listing)."""
+
+    def __init__(self, max_rows: int = LISTING_MAX_ROWS) -> None:
+        self.max_rows = max_rows
+        self._chunks: dict[str, list[bytes]] = {}
+        self._rows: dict[str, int] = {}
+        self._dropped: set[str] = set()
+
+    def add(self, chunk: bytes, status: str | None, rows: int) -> None:
+        if status not in LISTED_STATUSES or status in self._dropped:
+            return
+        count = self._rows.get(status, 0) + rows
+        if count > self.max_rows:
+            self._dropped.add(status)
+            self._chunks.pop(status, None)
+            return
+        self._rows[status] = count
+        self._chunks.setdefault(status, []).append(chunk)
+
+    def documents(self) -> Iterator[bytes]:
+        """The listings, BSON-encoded, one status at a time (each status's chunks freed as built)."""
+        for status in list(self._chunks):
+            listing = build_listing([bson.decode(chunk) for chunk in self._chunks.pop(status)])
+            if listing is not None:
+                yield bson.encode(listing)
+
+
+@dataclass(frozen=True)
+class ListingFilter:
+    """The row filters of the sales listing, as a listing answers them (None: no such filter)."""
+
+    product: str | None = None
+    is_premium: bool | None = None
+    link_null: bool | None = None
+    start_ms: int | None = None
+    end_ms: int | None = None
+    period: bool = False
+
+
+def listing_filter(row_match: Mapping[str, Any]) -> ListingFilter | None:
+    """The filter of `row_match` (the row-level part of the gateway's sales query, as
+    `services.gateway.reports.sales_query` builds it), or None for anything else."""
+    product: str | None = None
+    is_premium: bool | None = None
+    link_null: bool | None = None
+    bounds: Mapping[str, Any] | None = None
+    for field, value in row_match.items():
+        if field == "product" and isinstance(value, Mapping) and set(value) == {"$eq"}:
+            if not isinstance(value["$eq"], str):
+                return None
+            product = value["$eq"]
+        elif field == "is_premium" and isinstance(value, bool):
+            is_premium = value
+        elif field == "invite_link" and value is None:
+            link_null = True
+        elif field == "invite_link" and value == {"$ne": None}:
+            link_null = False
+        elif field == "$or" and (found := _period_bounds(value)) is not None:
+            bounds = found
+        else:
+            return None
+    if bounds is None:
+        return ListingFilter(product, is_premium, link_null)
+    start, end = bounds.get("$gte"), bounds.get("$lte")
+    return ListingFilter(
+        product,
+        is_premium,
+        link_null,
+        None if start is None else date_ms(start),
+        None if end is None else date_ms(end),
+        period=True,
+    )
+
+
+def _period_bounds(value: Any) -> Mapping[str, Any] | None:
+    """The bounds of the period's `$or` ([{action_date: b}, {action_date: None, sub_date: b}])."""
+    if not isinstance(value, list) or len(value) != 2:
+        return None
+    on_action, on_sub = value
+    bounds = on_action.get("action_date") if isinstance(on_action, Mapping) and len(on_action) == 1 else None
+    if not isinstance(bounds, Mapping) or not bounds or set(bounds) - {"$gte", "$lte"}:
+        return None
+    if not all(isinstance(v, datetime) for v in bounds.values()):
+        return None
+    if on_sub != {"action_date": None, "sub_date": bounds}:
+        return None
+    return bounds
+
+
+def _keeps(listing: Mapping[str, Any], wanted: ListingFilter) -> Callable[[int], bool] | None:
+    """A predicate over row positions, or None when every row passes."""
+    tests: list[Callable[[int], bool]] = []
+    if wanted.product is not None:
+        products: list[str] = list(listing["products"])
+        code = products.index(wanted.product) if wanted.product in products else -2
+        codes = _unpacked("i", listing["product"])
+        tests.append(lambda i: codes[i] == code)
+    if wanted.is_premium is not None:
+        premium = _unpacked("b", listing["premium"])
+        flag = 1 if wanted.is_premium else 0
+        tests.append(lambda i: premium[i] == flag)
+    if wanted.link_null is not None:
+        link_null = _unpacked("b", listing["link_null"])
+        null = 1 if wanted.link_null else 0
+        tests.append(lambda i: link_null[i] == null)
+    if wanted.period:
+        action, action_ms = _unpacked("b", listing["action"]), _unpacked("q", listing["action_ms"])
+        sub, sub_ms = _unpacked("b", listing["sub"]), _unpacked("q", listing["sub_ms"])
+        lo = wanted.start_ms if wanted.start_ms is not None else -(2**63)
+        hi = wanted.end_ms if wanted.end_ms is not None else 2**63 - 1
+
+        def in_period(i: int) -> bool:
+            if action[i] == 1:
+                return lo <= action_ms[i] <= hi
+            return action[i] == 0 and sub[i] == 1 and lo <= sub_ms[i] <= hi
+
+        tests.append(in_period)
+    if not tests:
+        return None
+    if len(tests) == 1:
+        return tests[0]
+    return lambda i: all(test(i) for test in tests)
+
+
+def listing_page(
+    listing: Mapping[str, Any],
+    wanted: ListingFilter,
+    order_field: str,
+    descending: bool,
+    limit: int,
+    offset: int,
+    codec_options: CodecOptions[Any] = DEFAULT_CODEC_OPTIONS,
+) -> list[Document]:
+    """The rows of one page: those `wanted` keeps, in the order of (`order_field`, `_id`) as
+    MongoDB's `$sort` gives it, `offset` rows skipped, at most `limit`; decoded with the
+    database client's `codec_options`, as a query would return them."""
+    permutation = _unpacked("I", listing["order"][order_field])
+    positions: Iterable[int] = reversed(permutation) if descending else permutation
+    keep = _keeps(listing, wanted)
+    page: list[int] = []
+    if keep is None:
+        page = list(permutation[::-1][offset : offset + limit] if descending else permutation[offset : offset + limit])
+    else:
+        skipped = 0
+        for i in positions:
+            if not keep(i):
+                continue
+            if skipped < offset:
+                skipped += 1
+                continue
+            page.append(i)
+            if len(page) >= limit:
+                break
+    ends = _unpacked("I", listing["ends"])
+    rows = memoryview(listing["rows"])
+    return [bson.decode(rows[(ends[i - 1] if i else 0) : ends[i]], codec_options) for i in page]
