@@ -1,30 +1,34 @@
-"""The listing document: what a filtered or re-ordered page of the sales listing is cut from.
+"""The listing documents: what a filtered or re-ordered page of the sales listing is cut from.
 
-One per (Excel source report, action status) of at most `LISTING_MAX_ROWS` rows, written by the
-parse worker after that status's chunks (shared/sale_chunks.py), into the same `sales` collection:
+For each (Excel source report, action status) of at most `LISTING_MAX_ROWS` rows, the parse worker
+writes, after that status's chunks (shared/sale_chunks.py) and into the same `sales` collection,
+one key document and the row parts:
 
     {_id: "{source_report_id}:{status}:listing", report_id, source_report_id, channel_id,
      creator_id, source, status, rows: [], listing: {
         n:       rows of that status
-        rows:    their BSON documents, exactly as stored in the chunks, concatenated in row order
-        ends:    uint32 end offset of each row in `rows`
         order:   {stored field: uint32 permutation of the rows in MongoDB's ascending `$sort`
                   order on (field, _id)} for every field the listing may be ordered by
-        product / products, premium, link_null, action, action_ms, sub, sub_ms:
-                  what the listing's filters compare, one entry per row (see `ListingFilter`)}}
+        products / product, premium, link_null, action, action_ms, sub, sub_ms:
+                  what the listing's filters compare, one entry per row (see `_keeps`)}}
+    {_id: "{source_report_id}:{status}:listing:{part}", (the same owner fields), status, rows: [],
+     listing_part: {part, rows: the BSON documents of rows part*1000 .. part*1000+999 of the
+                    status, exactly as stored in the chunks, concatenated; ends: uint32 end
+                    offset of each}}
 
-Why: without it, such a page makes the database unwind, filter and sort every row of the status
-(SecantusDB spent 15-50 ms on a 4 000-row source's page, 330 ms when sorting by amount), and
-decoding a handful of binary fields costs it under a millisecond (docs/benchmarks.md, "Gateway
-load", 2026-12-05). The gateway picks the page from the permutation and the filter columns and
-decodes only the page's rows.
+Why: without them, such a page makes the database unwind, filter and sort every row of the
+status (SecantusDB spent 15-50 ms on a 4 000-row source's page, 330 ms when sorting by amount),
+where reading a few binary fields costs it under a millisecond (docs/benchmarks.md, "Gateway
+load", 2026-12-05). The gateway picks the page's positions from the key document and decodes only
+the page's rows from their parts; a default page of a listed status is cut from its one or two
+parts instead of its chunks (binary: the database does not decode every row of them).
 
 Why in `sales`: everything that deletes a source's rows deletes by `source_report_id`, so the
 listing can never outlive them; it has no rows of its own (`rows: []`), so every reader that
-unwinds chunks (totals, exports, counts) skips it; it has no `seq`, so no page is cut from it by
-position. An Excel source's rows never change once stored, so the listing never goes stale. A
-status with more rows (or more bytes than `LISTING_MAX_BYTES`) and a connector's source, whose
-rows change one by one, have none: their pages come from the aggregation, as before.
+unwinds chunks (totals, exports, counts) skips it; it has no `seq`, so no page is cut from it as
+a chunk. An Excel source's rows never change once stored, so the listing never goes stale. A
+status with more rows (or rows too large for a part) and a connector's source, whose rows change
+one by one, have none: their pages come from the chunks and the aggregation, as before.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import accumulate
 from typing import Any, Final
 
 import bson
@@ -47,7 +52,12 @@ from shared.sale_rows import ACTION_STATUSES, ORDERABLE_FIELDS
 Document = dict[str, Any]
 
 LISTING_MAX_ROWS: Final = 20_000
-# Well under MongoDB's 16 MiB document limit, whatever the rows hold.
+# Rows per part document: a page of a small status reads one part (a few hundred KB), and the
+# default page of a listed status reads one or two parts instead of chunks (binary, so the
+# database does not decode each row).
+LISTING_PART_ROWS: Final = 1_000
+# Well under MongoDB's 16 MiB document limit: a status whose largest row would make a part
+# larger gets no listing.
 LISTING_MAX_BYTES: Final = 12 * 1024 * 1024
 # The stored field each orderable field of the API sorts on.
 ORDER_FIELDS: Final = {field: "action_period_ms" if field == "action_period" else field for field in ORDERABLE_FIELDS}
@@ -57,6 +67,16 @@ _LITTLE: Final = sys.byteorder == "little"
 
 def listing_id(source_report_id: str, status: str) -> str:
     return f"{source_report_id}:{status}:listing"
+
+
+def listing_part_id(source_report_id: str, status: str, part: int) -> str:
+    return f"{source_report_id}:{status}:listing:{part}"
+
+
+def part_ids(source_report_id: str, status: str, positions: Iterable[int]) -> list[str]:
+    """The parts that hold rows at `positions` (row order within the status)."""
+    parts = sorted({i // LISTING_PART_ROWS for i in positions})
+    return [listing_part_id(source_report_id, status, part) for part in parts]
 
 
 class Unlistable(ValueError):
@@ -123,37 +143,32 @@ def _date_column(rows: Sequence[Mapping[str, Any]], field: str) -> tuple[Binary,
     return _packed("b", kinds), _packed("q", ms)
 
 
-def build_listing(chunks: Sequence[Mapping[str, Any]]) -> Document | None:
-    """The listing document of one source's rows of one status, from all of that status's chunks
-    (any order: they are put in `seq` order), or None when the status gets none."""
+def build_listing(chunks: Sequence[Mapping[str, Any]]) -> list[Document]:
+    """The listing documents (key, then parts) of one source's rows of one status, from all of that
+    status's chunks (any order: they are put in `seq` order); none when the status gets none."""
     if not chunks:
-        return None
+        return []
     ordered = sorted(chunks, key=lambda c: int(c["seq"]))
     if [int(c["seq"]) for c in ordered] != list(range(len(ordered))):
         raise ValueError("a listing needs every chunk of the status")
     first = ordered[0]
     status = first.get("status")
     if status not in LISTED_STATUSES:
-        return None
+        return []
     rows = [row for chunk in ordered for row in chunk["rows"]]
     if len(rows) > LISTING_MAX_ROWS:
-        return None
+        return []
     try:
         keys = {field: [order_key(row.get(field)) for row in rows] for field in dict.fromkeys(ORDER_FIELDS.values())}
     except Unlistable:
-        return None
+        return []
     ids = [str(row["_id"]) for row in rows]
     order: Document = {}
     for field, field_keys in keys.items():
         order[field] = _packed("I", sorted(range(len(rows)), key=lambda i: (field_keys[i], ids[i])))
     encoded = [bson.encode(row) for row in rows]
-    ends: list[int] = []
-    size = 0
-    for encoded_row in encoded:
-        size += len(encoded_row)
-        ends.append(size)
-    if size + 64 * len(rows) > LISTING_MAX_BYTES:
-        return None
+    if max(len(row) for row in encoded) * LISTING_PART_ROWS > LISTING_MAX_BYTES:
+        return []
     products: dict[str, int] = {}
     product_codes = [
         products.setdefault(p, len(products)) if isinstance(p := row.get("product"), str) else -1 for row in rows
@@ -161,10 +176,11 @@ def build_listing(chunks: Sequence[Mapping[str, Any]]) -> Document | None:
     premium = [1 if row.get("is_premium") is True else 0 if row.get("is_premium") is False else -1 for row in rows]
     action, action_ms = _date_column(rows, "action_date")
     sub, sub_ms = _date_column(rows, "sub_date")
-    listing: Document = {
+    source_report_id = str(first["source_report_id"])
+    owner = {field: first.get(field) for field in CHUNK_FIELDS}
+    key: Document = {"_id": listing_id(source_report_id, status), **owner, "status": status, "rows": []}
+    key["listing"] = {
         "n": len(rows),
-        "rows": Binary(b"".join(encoded)),
-        "ends": _packed("I", ends),
         "order": order,
         "products": list(products),
         "product": _packed("i", product_codes),
@@ -175,10 +191,15 @@ def build_listing(chunks: Sequence[Mapping[str, Any]]) -> Document | None:
         "sub": sub,
         "sub_ms": sub_ms,
     }
-    doc: Document = {"_id": listing_id(str(first["source_report_id"]), status)}
-    doc.update({field: first.get(field) for field in CHUNK_FIELDS})
-    doc.update(status=status, rows=[], listing=listing)
-    return doc
+    docs = [key]
+    for part, start in enumerate(range(0, len(rows), LISTING_PART_ROWS)):
+        members = encoded[start : start + LISTING_PART_ROWS]
+        ends = list(accumulate(len(row) for row in members))
+        docs.append({
+            "_id": listing_part_id(source_report_id, status, part), **owner, "status": status, "rows": [],
+            "listing_part": {"part": part, "rows": Binary(b"".join(members)), "ends": _packed("I", ends)},
+        })  # fmt: skip
+    return docs
 
 
 def build_listings(chunks: Iterable[Mapping[str, Any]]) -> list[Document]:
@@ -188,7 +209,7 @@ def build_listings(chunks: Iterable[Mapping[str, Any]]) -> list[Document]:
     for chunk in chunks:
         if "seq" in chunk:
             groups.setdefault((str(chunk["source_report_id"]), chunk.get("status")), []).append(chunk)
-    return [listing for group in groups.values() if (listing := build_listing(group)) is not None]
+    return [doc for group in groups.values() for doc in build_listing(group)]
 
 
 class ListingCollector:
@@ -216,9 +237,8 @@ class ListingCollector:
     def documents(self) -> Iterator[bytes]:
         """The listings, BSON-encoded, one status at a time (each status's chunks freed as built)."""
         for status in list(self._chunks):
-            listing = build_listing([bson.decode(chunk) for chunk in self._chunks.pop(status)])
-            if listing is not None:
-                yield bson.encode(listing)
+            for doc in build_listing([bson.decode(chunk) for chunk in self._chunks.pop(status)]):
+                yield bson.encode(doc)
 
 
 @dataclass(frozen=True)
@@ -318,35 +338,53 @@ def _keeps(listing: Mapping[str, Any], wanted: ListingFilter) -> Callable[[int],
     return lambda i: all(test(i) for test in tests)
 
 
-def listing_page(
-    listing: Mapping[str, Any],
-    wanted: ListingFilter,
-    order_field: str,
-    descending: bool,
-    limit: int,
-    offset: int,
-    codec_options: CodecOptions[Any] = DEFAULT_CODEC_OPTIONS,
-) -> list[Document]:
-    """The rows of one page: those `wanted` keeps, in the order of (`order_field`, `_id`) as
-    MongoDB's `$sort` gives it, `offset` rows skipped, at most `limit`; decoded with the
-    database client's `codec_options`, as a query would return them."""
+def listing_positions(
+    listing: Mapping[str, Any], wanted: ListingFilter, order_field: str, descending: bool, limit: int, offset: int
+) -> list[int]:
+    """The row positions (row order within the status) of one page: the rows `wanted` keeps, in
+    the order of (`order_field`, `_id`) as MongoDB's `$sort` gives it, `offset` skipped, at most
+    `limit`."""
     permutation = _unpacked("I", listing["order"][order_field])
-    positions: Iterable[int] = reversed(permutation) if descending else permutation
     keep = _keeps(listing, wanted)
-    page: list[int] = []
     if keep is None:
-        page = list(permutation[::-1][offset : offset + limit] if descending else permutation[offset : offset + limit])
-    else:
-        skipped = 0
-        for i in positions:
-            if not keep(i):
-                continue
-            if skipped < offset:
-                skipped += 1
-                continue
-            page.append(i)
-            if len(page) >= limit:
-                break
-    ends = _unpacked("I", listing["ends"])
-    rows = memoryview(listing["rows"])
-    return [bson.decode(rows[(ends[i - 1] if i else 0) : ends[i]], codec_options) for i in page]
+        ordered = permutation[::-1] if descending else permutation
+        return list(ordered[offset : offset + limit])
+    page: list[int] = []
+    skipped = 0
+    for i in reversed(permutation) if descending else permutation:
+        if not keep(i):
+            continue
+        if skipped < offset:
+            skipped += 1
+            continue
+        page.append(i)
+        if len(page) >= limit:
+            break
+    return page
+
+
+def rows_at(
+    parts: Iterable[Mapping[str, Any]],
+    positions: Iterable[int],
+    codec_options: CodecOptions[Any] = DEFAULT_CODEC_OPTIONS,
+) -> list[Document] | None:
+    """The rows at `positions`, in that order, from the listing's part documents; decoded with the
+    database client's `codec_options`, as a query would return them. Stops at the first position
+    past the last row (a page past the end); None when no part holds the first position."""
+    by_part = {int(p["listing_part"]["part"]): p["listing_part"] for p in parts}
+    ends: dict[int, array[int]] = {}
+    rows: list[Document] = []
+    for i in positions:
+        number, at = divmod(i, LISTING_PART_ROWS)
+        part = by_part.get(number)
+        if part is not None and number not in ends:
+            ends[number] = _unpacked("I", part["ends"])
+        if part is None or at >= len(ends[number]):
+            if not rows:
+                return None
+            break
+        part_ends = ends[number]
+        rows.append(
+            bson.decode(memoryview(part["rows"])[(part_ends[at - 1] if at else 0) : part_ends[at]], codec_options)
+        )
+    return rows

@@ -16,7 +16,7 @@ from shared.currency import DEFAULT_CURRENCY
 from shared.mongo import COLLECTIONS, Document
 from shared.reports import NUMBER_METRIC_NAMES
 from shared.sale_chunks import CHUNK_MATCH_FIELDS, SALES_INDEX, chunk_id, page_of, page_seqs, rows_pipeline
-from shared.sale_listing import ORDER_FIELDS, listing_filter, listing_id, listing_page
+from shared.sale_listing import ORDER_FIELDS, listing_filter, listing_id, listing_positions, part_ids, rows_at
 from shared.sale_rows import MS_PER_DAY
 from shared.source_reports import PENDING
 
@@ -206,16 +206,28 @@ async def list_sales(
 ) -> list[dict[str, Any]]:
     """One page of the rows `query` selects (it names the source report and the status).
 
-    The default page (row order, no filter on the rows' own fields) is cut from the one or two
-    chunks that hold it, looked up by `_id`. Any other page is cut from the status's listing
-    document (shared/sale_listing.py) where the source has one (an Excel file's status of up to
-    `LISTING_MAX_ROWS` rows); else it unwinds the source's chunks of that status: the indexed
+    Where the status has listing documents (shared/sale_listing.py: an Excel file's status of up to
+    `LISTING_MAX_ROWS` rows), every page is cut from them: the default page (row order, no filter
+    on the rows' own fields) from the one or two parts that hold it, any other from the positions
+    the key document gives. Else the default page is cut from the one or two chunks that hold
+    it, looked up by `_id`, and any other unwinds the source's chunks of that status: the indexed
     `$match` picks the chunks, the rows' own filters (a period is an `$or`) apply after the unwind."""
     chunk_match = {field: value for field, value in query.items() if field in CHUNK_MATCH_FIELDS}
     row_match = {field: value for field, value in query.items() if field not in chunk_match}
+    source_report_id, status = str(query["source_report_id"]), query.get("status")
     if not row_match and order_by in (None, "row") and order_dir == "asc":
+        if isinstance(status, str):
+            positions = range(offset, offset + limit)
+            parts = (
+                await db[COLLECTIONS.sales]
+                .find({"_id": {"$in": part_ids(source_report_id, status, positions)}, **chunk_match})
+                .to_list()
+            )
+            listed = rows_at(parts, positions, db.codec_options)
+            if listed is not None:
+                return [sale_row_view(row) for row in listed]
         seqs = page_seqs(offset, limit)
-        ids = [chunk_id(str(query["source_report_id"]), query.get("status"), seq) for seq in seqs]
+        ids = [chunk_id(source_report_id, status, seq) for seq in seqs]
         chunks = await db[COLLECTIONS.sales].find({"_id": {"$in": ids}, **chunk_match}).to_list()
         if any("seq" in chunk for chunk in chunks):
             return [sale_row_view(row) for row in page_of(chunks, offset, limit)]
@@ -238,21 +250,25 @@ async def listed_page(
     limit: int,
     offset: int,
 ) -> list[Document] | None:
-    """The page cut from the status's listing document (shared/sale_listing.py), or None when
-    there is none to cut it from (a connector's source, a large status, not the caller's, a
+    """The page cut from the status's listing documents (shared/sale_listing.py), or None when
+    there are none to cut it from (a connector's source, a large status, not the caller's, a
     filter the listing does not hold): the aggregation answers then."""
     wanted = listing_filter(row_match)
     status = chunk_match.get("status")
     if wanted is None or not isinstance(status, str):
         return None
+    source_report_id = str(chunk_match["source_report_id"])
     owner = {field: value for field, value in chunk_match.items() if field not in ("source_report_id", "status")}
-    doc = await db[COLLECTIONS.sales].find_one(
-        {"_id": listing_id(str(chunk_match["source_report_id"]), status), **owner}
-    )
-    if doc is None or "listing" not in doc:
+    sales = db[COLLECTIONS.sales]
+    key = await sales.find_one({"_id": listing_id(source_report_id, status), **owner})
+    if key is None or "listing" not in key:
         return None
     field = SALE_ORDER_FIELDS[order_by] if order_by else "row"
-    return listing_page(doc["listing"], wanted, field, order_dir == "desc", limit, offset, db.codec_options)
+    positions = listing_positions(key["listing"], wanted, field, order_dir == "desc", limit, offset)
+    if not positions:
+        return []
+    parts = await sales.find({"_id": {"$in": part_ids(source_report_id, status, positions)}, **owner}).to_list()
+    return rows_at(parts, positions, db.codec_options)
 
 
 def listing_pipeline(

@@ -18,7 +18,7 @@ from services.gateway import reports
 from services.gateway.auth import User
 from shared.mongo import COLLECTIONS, Document, ensure_indexes
 from shared.sale_chunks import CHUNK_FIELDS, CHUNK_MATCH_FIELDS, count_pipeline, pack
-from shared.sale_listing import ORDER_FIELDS, build_listings, listing_id
+from shared.sale_listing import ORDER_FIELDS, build_listings, listing_id, listing_part_id
 from shared.sale_rows import ORDERABLE_FIELDS
 
 CHANNEL = -1001
@@ -56,10 +56,11 @@ def file_rows(n: int, seed: int = 7) -> list[Document]:
 @pytest.fixture
 async def stored(db: AsyncDatabase[Document]) -> list[Document]:
     await ensure_indexes(db)
-    rows = file_rows(700)
+    rows = file_rows(2_600)  # its sales span two parts of their listing (LISTING_PART_ROWS)
     chunks = pack(rows)
     listings = build_listings(chunks)
     assert {d["status"] for d in listings} == {"sale", "lead", "funnel"}  # never the subscribers
+    assert listing_part_id("src", "sale", 1) in {d["_id"] for d in listings}
     await db[COLLECTIONS.sales].insert_many([*chunks, *listings])
     return rows
 
@@ -117,7 +118,7 @@ async def test_every_order_and_filter_gives_the_aggregations_page(
     for f in [*FILTERS, *exact_bounds(stored, status)]:
         for order_by in (None, *ORDERABLE_FIELDS):
             for order_dir in ("asc", "desc"):
-                limit, offset = rnd.choice(((10, 0), (7, 13), (1000, 0), (5, 400), (3, 95)))
+                limit, offset = rnd.choice(((10, 0), (7, 13), (1000, 0), (5, 400), (3, 95), (20, 990), (50, 1020)))
                 query = query_of(status, ALICE, f)
                 chunk_match = {k: v for k, v in query.items() if k in CHUNK_MATCH_FIELDS}
                 row_match = {k: v for k, v in query.items() if k not in chunk_match}
@@ -141,6 +142,8 @@ async def test_the_listing_is_not_a_row_and_goes_with_its_source(
     assert counted == [{"rows": len(stored)}]
     listing = await db[COLLECTIONS.sales].find_one({"_id": listing_id("src", "sale")})
     assert listing is not None and listing["rows"] == [] and "seq" not in listing
+    part = await db[COLLECTIONS.sales].find_one({"_id": listing_part_id("src", "sale", 0)})
+    assert part is not None and part["rows"] == [] and "seq" not in part
     assert {f: listing[f] for f in CHUNK_FIELDS} == {f: stored[0][f] for f in CHUNK_FIELDS}
     assert listing["listing"]["n"] == sum(r["status"] == "sale" for r in stored)
     assert set(listing["listing"]["order"]) == set(ORDER_FIELDS.values())

@@ -47,7 +47,7 @@ async def sales(db: AsyncDatabase[Document], request: pytest.FixtureRequest) -> 
     connector = [row(0, source="c") | {"_id": f"c:{ext}", "row": None, "source": "eduzz"} for ext in ("b2", "a1", "c3")]
     chunks = [*pack(file_rows), *pack([row(n, source="other") for n in range(2, 40)])]
     listings = build_listings(chunks) if request.param else []
-    assert len(listings) == (3 if request.param else 0)  # s: sale and lead; other: sale
+    assert len(listings) == (6 if request.param else 0)  # s: sale and lead; other: sale; a key and a part each
     await db[COLLECTIONS.sales].insert_many([*chunks, *listings, *map(single, connector)])
     assert len(mine) == SALES
     return mine

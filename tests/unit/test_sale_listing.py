@@ -18,8 +18,9 @@ from shared.sale_listing import (
     build_listings,
     date_ms,
     listing_filter,
-    listing_page,
+    listing_positions,
     order_key,
+    rows_at,
 )
 
 
@@ -60,9 +61,9 @@ def test_a_status_past_the_cap_gets_no_listing_and_is_dropped_by_the_collector()
     for chunk in chunks:
         collector.add(bson.encode(chunk), chunk["status"], len(chunk["rows"]))
     built = [bson.decode(d) for d in collector.documents()]
-    assert [d["status"] for d in built] == ["lead"]  # sale is past 200 rows; subscribers never
+    assert [d["_id"] for d in built] == ["s:lead:listing", "s:lead:listing:0"]  # sale is past 200 rows
     assert built[0]["listing"]["n"] == 30
-    assert {d["status"] for d in build_listings(chunks)} == {"sale", "lead"}
+    assert {d["status"] for d in build_listings(chunks)} == {"sale", "lead"}  # subscribers never
 
 
 def test_a_listing_needs_every_chunk_of_its_status() -> None:
@@ -74,7 +75,7 @@ def test_a_listing_needs_every_chunk_of_its_status() -> None:
 def test_a_row_value_without_a_known_order_means_no_listing() -> None:
     odd = rows(3)
     odd[1]["name"] = {"nested": True}
-    assert build_listing(pack(odd)) is None
+    assert build_listing(pack(odd)) == []
 
 
 def test_filters_the_listing_does_not_hold_are_left_to_the_database() -> None:
@@ -85,13 +86,23 @@ def test_filters_the_listing_does_not_hold_are_left_to_the_database() -> None:
 
 
 def test_a_page_in_both_directions_is_the_same_rows_reversed() -> None:
-    listing = build_listing(pack(rows(60)))
-    assert listing is not None
+    key, *parts = build_listing(pack(rows(2_500)))
+    assert [p["listing_part"]["part"] for p in parts] == [0, 1, 2]
     everything = ListingFilter()
-    asc = listing_page(listing["listing"], everything, "purchase_amount", False, 1000, 0)
-    desc = listing_page(listing["listing"], everything, "purchase_amount", True, 1000, 0)
-    assert desc == asc[::-1] and len(asc) == 60
-    amounts = [r["purchase_amount"].to_decimal() for r in asc]
+    asc = listing_positions(key["listing"], everything, "purchase_amount", False, 3_000, 0)
+    desc = listing_positions(key["listing"], everything, "purchase_amount", True, 3_000, 0)
+    assert desc == asc[::-1] and sorted(asc) == list(range(2_500))
+    by_amount = rows_at(parts, asc)
+    assert by_amount is not None
+    amounts = [(r["purchase_amount"].to_decimal(), r["_id"]) for r in by_amount]
     assert amounts == sorted(amounts)
-    premium = listing_page(listing["listing"], ListingFilter(is_premium=True), "row", False, 5, 2)
-    assert [r["row"] for r in premium] == [6, 8, 10, 12, 14]
+    premium = listing_positions(key["listing"], ListingFilter(is_premium=True), "row", False, 5, 2)
+    assert [r["row"] for r in rows_at(parts, premium) or []] == [6, 8, 10, 12, 14]
+
+
+def test_rows_at_stops_at_the_end_and_knows_a_missing_part() -> None:
+    _, *parts = build_listing(pack(rows(1_050)))
+    tail = rows_at(parts, range(1_040, 1_060))
+    assert tail is not None and [r["row"] for r in tail] == list(range(1_042, 1_052))
+    assert rows_at(parts, range(1_050, 1_060)) is None  # past the end: nothing to cut
+    assert rows_at(parts[:1], range(1_000, 1_010)) is None  # its part is not there
