@@ -50,6 +50,9 @@ class Collections:
     """Collection names in one place (GridFS bucket `uploads` holds the workbooks)."""
 
     users: str = "users"
+    # `_id` is a user's name, `user_id` the user it names: the unique claim that keeps two
+    # concurrent `tokens create NAME` from making two users of one name.
+    user_names: str = "user_names"
     tokens: str = "tokens"
     reports: str = "reports"
     source_reports: str = "source_reports"

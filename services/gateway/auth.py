@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from shared.mongo import COLLECTIONS, Document
 
@@ -28,16 +31,7 @@ def hash_token(token: str) -> str:
 
 async def create_user_token(db: AsyncDatabase[Document], name: str) -> tuple[User, str]:
     """Create (or reuse, by name) a user and issue a new token for it. Returns the plaintext once."""
-    counter = await db["counters"].find_one_and_update(
-        {"_id": "users"}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER
-    )
-    assert counter is not None
-    existing = await db[COLLECTIONS.users].find_one({"name": name})
-    if existing is None:
-        user_id = int(counter["seq"])
-        await db[COLLECTIONS.users].insert_one({"_id": user_id, "name": name, "created_at": datetime.now(UTC)})
-    else:
-        user_id = int(existing["_id"])
+    user_id = await _user_id_for(db, name)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     # The user's name rides on the token (names never change), so authenticating is one read.
     await db[COLLECTIONS.tokens].insert_one(
@@ -50,6 +44,37 @@ async def create_user_token(db: AsyncDatabase[Document], name: str) -> tuple[Use
         }
     )
     return User(user_id, name), token
+
+
+async def _user_id_for(db: AsyncDatabase[Document], name: str) -> int:
+    """The id of the user called `name`, made on first use. Concurrent first uses agree on one
+    user: the name is claimed in `user_names` (unique by `_id`), and the loser reads the winner's."""
+    existing = await db[COLLECTIONS.users].find_one({"name": name})  # users made before the claims
+    if existing is not None:
+        return int(existing["_id"])
+    counter = await _upsert(db["counters"], {"_id": "users"}, {"$inc": {"seq": 1}})
+    claim = await _upsert(db[COLLECTIONS.user_names], {"_id": name}, {"$setOnInsert": {"user_id": int(counter["seq"])}})
+    user_id = int(claim["user_id"])
+    await db[COLLECTIONS.users].update_one(
+        {"_id": user_id}, {"$setOnInsert": {"name": name, "created_at": datetime.now(UTC)}}, upsert=True
+    )
+    return user_id
+
+
+async def _upsert(collection: AsyncCollection[Document], key: Document, update: Document) -> Document:
+    """The document after an upsert by `_id`. Of two first upserts of one `_id` at once, one may
+    fail on the duplicate key (MongoDB), or come back with no document (SecantusDB): the first
+    `tokens create` runs on a fresh database, started in parallel, did both. Such a loser runs
+    again, and then finds the document the winner made."""
+    for _ in range(5):
+        try:
+            found = await collection.find_one_and_update(key, update, upsert=True, return_document=ReturnDocument.AFTER)
+        except DuplicateKeyError:
+            found = None
+        if found is not None:
+            return found
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"the upsert of {key} in {collection.name} kept losing to another")
 
 
 async def revoke_token(db: AsyncDatabase[Document], token: str) -> bool:

@@ -47,9 +47,10 @@ class Stack:
                 env={**self.env},
                 capture_output=True,
                 text=True,
-                check=True,
+                check=False,
                 cwd=ROOT,
             )
+            assert out.returncode == 0, f"tokens create {name} exited {out.returncode}: {out.stderr[-2000:]}"
             self._tokens[name] = out.stdout.strip().splitlines()[-1]
         return self._tokens[name]
 

@@ -3,6 +3,7 @@ revoked ones never do."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -33,3 +34,15 @@ async def test_revoked_and_unknown_tokens_authenticate_nobody(db: AsyncDatabase[
     assert await revoke_token(db, token)
     assert await user_for_token(db, token) is None
     assert await user_for_token(db, "sw_never_issued") is None
+
+
+async def test_concurrent_first_tokens_of_one_name_make_one_user(db: AsyncDatabase[Document]) -> None:
+    # What three parallel `tokens create dora` do on a fresh database.
+    issued = await asyncio.gather(*(create_user_token(db, "dora") for _ in range(6)))
+    assert len({user.id for user, _ in issued}) == 1
+    assert await db[COLLECTIONS.users].count_documents({"name": "dora"}) == 1
+    for user, token in issued:
+        assert await user_for_token(db, token) == user
+    # A later token of the same name is the same user again.
+    again, _ = await create_user_token(db, "dora")
+    assert again == issued[0][0]
