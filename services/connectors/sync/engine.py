@@ -206,8 +206,7 @@ class SyncEngine:
         sr_id = str(sr["_id"])
         run.phase, run.listed_at = "enriching", now()
         await self.states.checkpoint(sr_id, run)
-        await self.states.show(sr_id, {"status": source_reports.SUCCESS, "last_synced_at": run.listed_at})
-        await self.states.show_run(sr_id, run)
+        await self.states.show_run(sr_id, run, {"status": source_reports.SUCCESS, "last_synced_at": run.listed_at})
         await announcer.publish(settled=True)
 
     async def _enrich(self, conn: Document, sr: Document, run: RunState, puller: Puller, announcer: Announcer) -> None:

@@ -58,8 +58,10 @@ class SyncStateStore:
     async def show(self, source_report_id: str, fields: dict[str, Any]) -> None:
         await self.sources.update_one({"_id": source_report_id}, {"$set": fields})
 
-    async def show_run(self, source_report_id: str, run: RunState) -> None:
+    async def show_run(self, source_report_id: str, run: RunState, fields: dict[str, Any] | None = None) -> None:
+        """The run's counters, with `fields` in the same write: a reader never sees a status that
+        its progress does not match yet."""
         await self.show(
             source_report_id,
-            {f"progress.{k}": v for k, v in run.progress().items()} | {"progress.updated_at": now()},
+            {f"progress.{k}": v for k, v in run.progress().items()} | {"progress.updated_at": now()} | (fields or {}),
         )
