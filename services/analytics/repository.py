@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from bson import Binary, Decimal128
 from pymongo.asynchronous.database import AsyncDatabase
@@ -18,7 +18,7 @@ from shared.mongo import COLLECTIONS, Document
 from shared.report_versions import bump_report_rows
 from shared.sale_chunks import rows_pipeline
 from shared.sale_rows import ACTION_STATUSES, MS_PER_DAY
-from shared.source_reports import FAILED, FINAL_SOURCE_STATES, INGESTED
+from shared.source_reports import FAILED, FINAL_SOURCE_STATES, INGESTED, PENDING, PROCESSING
 from shared.totals import (
     ORDER_STRIDE,
     RETENTION_DAYS,
@@ -55,6 +55,9 @@ def folded_at_ingest(source: Document) -> Totals | None:
     ):
         return from_document(source["totals"])
     return None
+
+
+UNJUDGED: Final = (PENDING, PROCESSING)
 
 
 def chunks_of(source_ids: list[str]) -> dict[str, Any]:
@@ -349,6 +352,9 @@ class AnalyticsRepository:
         sources = await self.sources.find(
             {"report_id": report_id}, projection={"_id": 1, "kind": 1, "status": 1, "totals": 1, "created_at": 1}
         ).to_list()
+        # A file still being checked may have chunks stored ahead of its verdict (ingest reads large
+        # files in parts, and removes them if the file fails): its rows count once it is accepted.
+        sources = [s for s in sources if not (s.get("kind", "excel") == "excel" and s.get("status") in UNJUDGED)]
         if not sources:
             return Totals()
         if len(sources) == 1 and (stored := folded_at_ingest(sources[0])) is not None:

@@ -51,9 +51,11 @@ class IngestHandlers:
             spool = Path(tmp) / "rows.bson"
             await self.repo.download(command.file_id, workbook)
             downloaded = time.perf_counter() - started
-            # The worker checks every row first, then streams the stored chunks (packed and
-            # encoded in the worker) while it builds later ones: they are inserted as they come,
-            # one batch in flight. The file is accepted (what the gateway waits for) at the verdict.
+            # The worker streams the stored chunks (packed and encoded in the worker) while it
+            # builds later ones: they are inserted as they come, one batch in flight. A small file
+            # is checked whole first; a large one part by part, its chunks stored ahead of the
+            # verdict (removed again if it fails). The file is accepted (what the gateway waits
+            # for) at the verdict.
             result = await stream_workbook(
                 ParseJob(
                     path=workbook,
@@ -69,6 +71,7 @@ class IngestHandlers:
                 store=self.repo.insert_new,
                 spare=self.spare,
                 accepted=lambda rows: self.repo.accept(command.source_report_id, rows),
+                discard=lambda: self.repo.discard_rows(command.source_report_id),
             )
         outcome = result.outcome
         PARSE_SECONDS.observe(outcome.elapsed_seconds)

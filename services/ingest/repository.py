@@ -70,6 +70,10 @@ class IngestRepository:
             {"_id": source_report_id}, {"$set": {"status": FAILED, "verdict": verdict, "rows": 0}}
         )
 
+    async def discard_rows(self, source_report_id: str) -> None:
+        """Removes what was stored of a file before its verdict (its worker reads it again)."""
+        await self.sales.delete_many({"source_report_id": source_report_id})
+
     async def accept(self, source_report_id: str, rows: int) -> None:
         await self.sources.update_one(
             {"_id": source_report_id},

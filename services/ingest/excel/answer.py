@@ -28,3 +28,8 @@ def totals_field(totals: Totals) -> str:
 def totals_from_field(text: str) -> Totals:
     # Aware datetimes (UTC), as the database hands them to analytics.
     return from_document(bson.decode(base64.b64decode(text), codec_options=_TZ_AWARE))
+
+
+# An in-band note on the worker's chunk pipe, never a stored document (its one key is an operator
+# name): forget every chunk of this file sent so far, the worker reads the file again another way.
+DISCARD: Final = bson.encode({"$discard": True})

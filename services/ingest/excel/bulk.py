@@ -9,13 +9,16 @@ calamine and the row validator as before, and `stream_spool` sends that path's s
 pipe as chunks, so the parent sees one protocol.
 
 Streaming protocol (stdout lines are JSON; the pipe carries concatenated BSON chunk documents):
-  1. stdout {"verdict": true, "ok": true, "rows": N, "sheet": ...}  — every row is valid; from
-     here on the chunks follow on the pipe, so the parent can accept the file and store them
-     while later chunks are still being built;
+  1. stdout {"verdict": true, "ok": true, "rows": N, "sheet": ...}  — every row is valid; the
+     parent accepts the file (what the gateway's 200 waits for) and goes on storing its chunks;
   2. the chunks, then the listing documents of the statuses that get one (shared/sale_listing.py,
      stored beside the chunks), then the pipe is closed;
   3. stdout the final answer, with "totals" (shared.totals document, JSON-safe) on success.
-A file with errors writes nothing to the pipe: its verdict is the final answer alone.
+A file read whole sends its chunks only after its verdict; a file with errors then writes nothing
+to the pipe, its verdict is the final answer alone. A large file read in parts (`stream_segments`)
+sends each part's chunks as soon as they are built, before its verdict, through a spill file (so
+that the verdict never waits for the parent's inserts); if it turns out to need the old path, the
+pipe gets `answer.DISCARD` (the parent removes what it stored) and the old path goes on as above.
 """
 
 from __future__ import annotations
@@ -23,15 +26,18 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 from collections.abc import Iterable, Iterator
+from datetime import UTC
 from pathlib import Path
 from typing import Any, Final
 
 import bson
 
 from services.ingest.excel import columnar
-from services.ingest.excel.answer import totals_field
+from services.ingest.excel.answer import DISCARD, totals_field
 from services.ingest.excel.converters import load_zone
+from services.ingest.excel.segments import SEGMENT_BYTES, NotPlain, open_segmented
 from services.ingest.excel.types import CellError
 from shared.currency import DEFAULT_CURRENCY
 from shared.sale_chunks import ChunkPacker
@@ -119,6 +125,11 @@ def stream_fd(job: dict[str, Any]) -> int | None:
 
 def run_columnar(job: dict[str, Any], path: Path, fmt: str) -> dict[str, Any] | None:
     """The worker's answer for a file decided column-wise, or None (parse it the old way)."""
+    fd = stream_fd(job)
+    if fd is not None:
+        answer = stream_segments(job, path, fmt, fd)
+        if answer is not None:
+            return answer
     try:
         sheet = columnar.read_sheet(path, fmt)
     except MemoryError:
@@ -176,6 +187,136 @@ def run_columnar(job: dict[str, Any], path: Path, fmt: str) -> dict[str, Any] | 
     pipe.close()
     totals = fold.fold.result()
     return {"ok": True, "rows": valid.rows, "sheet": valid.sheet, "reader": "columnar", "totals": totals_field(totals)}
+
+
+class SpillPump:
+    """The stream pipe behind a file: what the worker writes is appended to `path` and a thread
+    sends it down the pipe as fast as the parent takes it.
+
+    Why: read in parts (segments.py), the file's chunks exist long before the parent has stored
+    them (storing is the slower side). Blocking on the pipe would hold the parse back, and with it
+    the verdict the gateway's 200 waits for; keeping the backlog in memory would grow the worker
+    by the file's whole BSON. On disk (the page cache) it costs neither."""
+
+    def __init__(self, fd: int, path: Path) -> None:
+        self.fd = fd
+        self.path = path
+        self.file = open(path, "wb")  # noqa: SIM115 - closed in drain()
+        self.pending = 0
+        self.written = 0
+        self.ended = False
+        self.error: BaseException | None = None
+        self.cond = threading.Condition()
+        self.thread = threading.Thread(target=self._send, name="spill-pump", daemon=True)
+        self.thread.start()
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.file.write(data)
+        self.pending += len(data)
+        if self.pending >= PIPE_WRITE_BYTES:
+            self._publish()
+
+    def write_all(self, docs: Iterable[bytes]) -> None:
+        for doc in docs:
+            self.write(doc)
+
+    def _publish(self) -> None:
+        self.file.flush()
+        with self.cond:
+            self.written += self.pending
+            self.cond.notify()
+        self.pending = 0
+        if self.error is not None:
+            raise self.error
+
+    def drain(self) -> None:
+        """Waits until everything written is in the pipe (the fd stays open)."""
+        self._publish()
+        with self.cond:
+            self.ended = True
+            self.cond.notify()
+        self.thread.join()
+        self.file.close()
+        if self.error is not None:
+            raise self.error
+
+    def _send(self) -> None:
+        try:
+            with open(self.path, "rb") as spill:
+                sent = 0
+                while True:
+                    with self.cond:
+                        while self.written == sent and not self.ended:
+                            self.cond.wait()
+                        target, ended = self.written, self.ended
+                    while sent < target:
+                        data = memoryview(spill.read(min(PIPE_WRITE_BYTES * 4, target - sent)))
+                        sent += len(data)
+                        while data:
+                            data = data[os.write(self.fd, data) :]
+                    if ended and sent == self.written:
+                        return
+        except BaseException as exc:  # the parent went away: the worker's write fails next
+            self.error = exc
+
+
+def stream_segments(job: dict[str, Any], path: Path, fmt: str, fd: int) -> dict[str, Any] | None:
+    """A large plain workbook read, checked and built part by part (segments.py), its chunks
+    streamed as each part is done, before the whole file is judged: the parent stores them at
+    once and removes them if the file fails. None when the file is not read this way; a file
+    that turns out to need the old path (an error, a shape the parts do not take) gets DISCARD
+    down the pipe first, so that the parent drops what it stored, and None."""
+    zone = load_zone(job.get("timezone") or "UTC")
+    segmented = open_segmented(path, fmt, int(job.get("segment_bytes") or SEGMENT_BYTES))
+    if segmented is None or zone is not UTC:
+        return None
+    pump = SpillPump(fd, Path(str(job["spool_path"]) + ".chunks"))
+    stream = columnar.ChunkStream()
+    rows, sheet = 0, segmented.sheet_name
+    try:
+        for segment in segmented.parts():
+            if segment.last_row - 1 > job["max_rows"]:
+                raise NotPlain("over the row cap")  # the whole path words that refusal
+            sheet = segment.sheet.name
+            if segment.sheet.table.num_rows == 0:
+                continue
+            valid = columnar.validate_sheet(segment.sheet, job, zone, first_row=segment.first_row)
+            del segment
+            if valid is None:
+                raise NotPlain("an error or an unusual cell")
+            rows += valid.rows
+            for chunks in stream.add(valid, final=False):
+                pump.write_all(chunks)
+            del valid
+        if rows == 0:
+            raise NotPlain("no data rows")
+    except MemoryError:
+        raise
+    except Exception as exc:  # NotPlain, or what the reader raises: the old path decides the file
+        # Not an error of the file's (the other path words those): a note for the diagnostic.
+        print(f"segmented read given up: {exc!r}", file=sys.stderr)
+        if pump.written or pump.pending:
+            pump.write(DISCARD)
+        pump.drain()
+        return None
+    for chunks in stream.flush():
+        pump.write_all(chunks)
+    say({"verdict": True, "ok": True, "rows": rows, "sheet": sheet})
+    # The totals and the listings from the chunks as written (read back from the page cache), while
+    # the parent stores them: after the verdict, so that the 200 does not wait for the fold.
+    pump._publish()
+    fold = SharingFold(job)
+    listings = ListingCollector()
+    with open(pump.path, "rb") as written:
+        while head := written.read(4):
+            data = head + written.read(int.from_bytes(head, "little") - 4)
+            doc = bson.decode(data)
+            fold.add_all(doc["rows"])
+            listings.add(data, doc["status"], len(doc["rows"]))
+    pump.write_all(listings.documents())
+    pump.drain()
+    os.close(fd)
+    return {"ok": True, "rows": rows, "sheet": sheet, "reader": "segments", "totals": totals_field(fold.fold.result())}
 
 
 def stream_spool(job: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:

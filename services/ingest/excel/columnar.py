@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 import zipfile
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, Final
@@ -329,21 +329,34 @@ class _NotHere(Exception):
     """A converted value this module does not store itself (left to the row validator)."""
 
 
-def _by_value(values: pa.Array, convert: Any, represent: Any, typ: pa.DataType) -> tuple[pa.Array, pa.Array]:
+# Converted text values of this process's file (the worker reads one file), by converter kind and
+# text: a file read in parts (segments.py) converts a value repeated across parts once, as the
+# whole sheet would. Bounded: past `_MEMO_CAP` values the rest are converted each time.
+_MEMO: dict[tuple[str, str], tuple[Any, bool]] = {}
+_MEMO_CAP: Final = 100_000
+
+
+def _by_value(values: pa.Array, convert: Any, represent: Any, typ: pa.DataType, kind: str) -> tuple[pa.Array, pa.Array]:
     """A text column through the row validator's own converter, once per distinct value: exact by
     construction, and cheap where values repeat (dates to the minute, amounts, yes/no words).
-    `represent` turns a converted value into this module's column type (None stays None)."""
+    `represent` turns a converted value into this module's column type (None stays None); `kind`
+    names the converter in the memo."""
     encoded = pc.dictionary_encode(values.cast(pa.string()))
     out: list[Any] = []
     good: list[bool] = []
+    memo = _MEMO
     for text in encoded.dictionary.to_pylist():
-        try:
-            value = convert(text)
-            out.append(None if value is None else represent(value))
-            good.append(True)
-        except (CellInvalid, _NotHere):
-            out.append(None)
-            good.append(False)
+        known = memo.get((kind, text))
+        if known is None:
+            try:
+                value = convert(text)
+                known = (None if value is None else represent(value), True)
+            except (CellInvalid, _NotHere):
+                known = (None, False)
+            if len(memo) < _MEMO_CAP:
+                memo[(kind, text)] = known
+        out.append(known[0])
+        good.append(known[1])
     indices = encoded.indices
     return pa.array(out, typ).take(indices), pa.array(good, pa.bool_()).take(indices).fill_null(True)
 
@@ -366,12 +379,12 @@ def _money_cents(value: Any) -> int:
     return int.from_bytes(bid[:8], "little")
 
 
-def _dates(values: pa.Array | None, n: int, convert: Any) -> tuple[pa.Array, pa.Array]:
+def _dates(values: pa.Array | None, n: int, convert: Any, kind: str) -> tuple[pa.Array, pa.Array]:
     """A date column in a UTC file: (ms since the epoch or null, accepted)."""
     if values is None or values.type == pa.null():
         return _null_column(n, pa.int64()), pa.array(np.ones(n, bool))
     if values.type in (pa.string(), pa.large_string()):
-        return _by_value(values, convert, _aware_ms, pa.int64())
+        return _by_value(values, convert, _aware_ms, pa.int64(), kind)
     if not pa.types.is_timestamp(values.type) or values.type.tz is not None:
         return _null_column(n, pa.int64()), values.is_null()
     ms = values.cast(pa.timestamp("ms")).cast(pa.int64())
@@ -401,7 +414,7 @@ def convert_columns(
         user_id = np.where(good, v, 0).astype(np.int64)
         oks.append(pa.array(good))
     elif raw_uid is not None and raw_uid.type in (pa.string(), pa.large_string()):
-        ids, ok = _by_value(raw_uid, converters.to_user_id, int, pa.int64())
+        ids, ok = _by_value(raw_uid, converters.to_user_id, int, pa.int64(), "user_id")
         oks.append(pc.and_(ok, ids.is_valid()))
         user_id = ids.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
     else:
@@ -433,7 +446,7 @@ def convert_columns(
     elif raw_premium.type == pa.bool_():
         premium = raw_premium.fill_null(False).to_numpy(zero_copy_only=False)
     elif raw_premium.type in (pa.string(), pa.large_string()):
-        flags, ok = _by_value(raw_premium, converters.to_bool, bool, pa.bool_())
+        flags, ok = _by_value(raw_premium, converters.to_bool, bool, pa.bool_(), "bool")
         oks.append(ok)
         premium = flags.fill_null(False).to_numpy(zero_copy_only=False)
     else:
@@ -474,7 +487,7 @@ def convert_columns(
         amount_bid = pc.if_else(pa.array(good), amount_bid, pa.scalar(None, pa.binary(16)))
         oks.append(pa.array(good | null))
     elif raw_amount.type in (pa.string(), pa.large_string()):
-        cents_array, ok = _by_value(raw_amount, converters.to_money, _money_cents, pa.int64())
+        cents_array, ok = _by_value(raw_amount, converters.to_money, _money_cents, pa.int64(), "money")
         oks.append(ok)
         amount_cents = cents_array.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
         bid = np.empty((n, 2), "<u8")
@@ -489,7 +502,8 @@ def convert_columns(
     dates: dict[str, pa.Array] = {}
     to_dt = converters.make_datetime_converter(UTC)
     for name in _DATE_COLUMNS:
-        dates[name], ok = _dates(col(name), n, converters.to_birthdate if name == "birthdate" else to_dt)
+        birth = name == "birthdate"
+        dates[name], ok = _dates(col(name), n, converters.to_birthdate if birth else to_dt, name if birth else "utc")
         oks.append(ok)
     # birthdate: the calendar date, as midnight UTC.
     bd = dates["birthdate"].to_numpy(zero_copy_only=False)
@@ -588,9 +602,10 @@ class Validated:
         return len(self.excel_rows)
 
 
-def validate_sheet(sheet: Sheet, job: dict[str, Any], zone: tzinfo) -> Validated | None:
+def validate_sheet(sheet: Sheet, job: dict[str, Any], zone: tzinfo, *, first_row: int = 2) -> Validated | None:
     """The sheet's valid rows, or None when the file is to be parsed the old way (it has an
-    error, or a shape this module leaves to the row validator: see the module docstring)."""
+    error, or a shape this module leaves to the row validator: see the module docstring).
+    `first_row` is the sheet row of the table's first row (a later part of the sheet: segments.py)."""
     table = sheet.table
     if zone is not UTC or table.num_rows > job["max_rows"] or sheet.col_offset + table.num_columns > job["max_columns"]:
         return None
@@ -608,7 +623,7 @@ def validate_sheet(sheet: Sheet, job: dict[str, Any], zone: tzinfo) -> Validated
     default_currency = str(job.get("currency") or "RUB")
     columns, accepted = convert_columns(table, match.positions, default_currency)
     n = table.num_rows
-    excel_rows = np.arange(header_row + 1, header_row + 1 + n, dtype=np.int64)
+    excel_rows = np.arange(first_row, first_row + n, dtype=np.int64)
     doubtful = np.flatnonzero(~accepted)
     keep = accepted
     if len(doubtful):
@@ -724,49 +739,114 @@ STATUS_ORDER: Final = (None, *ACTION_STATUSES)
 def chunk_batches(v: Validated, chunk_rows: int = CHUNK_ROWS, batch_chunks: int = 250) -> Iterator[list[bytes]]:
     """The stored chunks (shared/sale_chunks.py) exactly as `ChunkPacker` makes them from the rows
     in row order, as BSON documents, `batch_chunks` chunks at a time (bounded memory)."""
-    status = v.columns.status
-    codes = np.zeros(v.rows, np.int8)
-    for code, name in enumerate(STATUS_ORDER):
-        if name is not None:
-            codes[pc.equal(status, name).fill_null(False).to_numpy(zero_copy_only=False)] = code
-    order = np.argsort(codes, kind="stable")
-    sorted_codes = codes[order]
-    starts = np.searchsorted(sorted_codes, np.arange(len(STATUS_ORDER)), side="left")
-    ends = np.searchsorted(sorted_codes, np.arange(len(STATUS_ORDER)), side="right")
-    bounds: list[tuple[int, int, int, int]] = []  # (start, end) in sorted order, status code, seq
-    for code in range(len(STATUS_ORDER)):
-        for seq, at in enumerate(range(int(starts[code]), int(ends[code]), chunk_rows)):
-            bounds.append((at, min(at + chunk_rows, int(ends[code])), code, seq))
-    key_table = pa.array([_key(0x03, str(k)) for k in range(chunk_rows)], pa.binary())
-    common = b"".join(_const(f, val) for f, val in _chunk_constants(v))
-    rows_key = _key(0x04, "rows")
-    for b in range(0, len(bounds), batch_chunks):
-        part = bounds[b : b + batch_chunks]
-        lo, hi = part[0][0], part[-1][1]
-        idx = order[lo:hi]
-        position = np.concatenate([np.arange(e - s) for s, e, _, _ in part])
-        # Each row as an element of the chunk's `rows` array: 0x03, its index, its document.
-        keys = key_table.take(pa.array(position))
-        elements = row_documents(v, v.columns.take(pa.array(idx)), v.excel_rows[idx], keys)
-        data = documents_buffer(elements)
-        offsets = np.frombuffer(elements.buffers()[1], np.int32, count=len(elements) + 1, offset=elements.offset * 4)
-        base = int(offsets[0])
-        out: list[bytes] = []
-        for s, e, code, seq in part:
-            body = data[int(offsets[s - lo]) - base : int(offsets[e - lo]) - base]
-            head = (
-                _const("_id", f"{v.source_report_id}:{STATUS_ORDER[code] or '-'}:{seq}")
-                + common
-                + _const("status", STATUS_ORDER[code])
-                + _const("seq", seq)
-                + rows_key
+    return ChunkStream(chunk_rows, batch_chunks).add(v, final=True)
+
+
+def _concat(a: Validated, b: Validated) -> Validated:
+    """The rows of `a`, then those of `b` (same file: same ids and constants)."""
+    columns = Columns(
+        **{
+            name: (
+                np.concatenate((value, getattr(b.columns, name)))
+                if isinstance(value, np.ndarray)
+                else _concat_arrays(value, getattr(b.columns, name))
             )
-            array_len = len(body) + 5
-            total = 4 + len(head) + array_len + 1
-            out.append(
-                b"".join((total.to_bytes(4, "little"), head, array_len.to_bytes(4, "little"), body, b"\x00\x00"))
+            for name, value in vars(a.columns).items()
+        }
+    )
+    return replace(b, columns=columns, excel_rows=np.concatenate((a.excel_rows, b.excel_rows)))
+
+
+def _concat_arrays(a: pa.Array, b: pa.Array) -> pa.Array:
+    # A column with no value in one part may have come out null-typed there.
+    typ = b.type if pa.types.is_null(a.type) else a.type
+    return pa.concat_arrays([a.cast(typ), b.cast(typ)])
+
+
+class ChunkStream:
+    """Chunks of a file whose rows arrive in parts (segments.py), each chunk exactly as
+    `ChunkPacker` makes it from all the rows in row order: a status's rows that do not fill a
+    chunk yet wait for the next part, and its chunks are numbered on from the last part's."""
+
+    def __init__(self, chunk_rows: int = CHUNK_ROWS, batch_chunks: int = 250) -> None:
+        self.chunk_rows = chunk_rows
+        self.batch_chunks = batch_chunks
+        self.seqs = [0] * len(STATUS_ORDER)
+        self.carry: Validated | None = None
+
+    def add(self, v: Validated, *, final: bool) -> Iterator[list[bytes]]:
+        """The chunks that `v`'s rows (after those carried over) fill; all of them when `final`."""
+        if self.carry is not None:
+            v, self.carry = _concat(self.carry, v), None
+        status = v.columns.status
+        codes = np.zeros(v.rows, np.int8)
+        for code, name in enumerate(STATUS_ORDER):
+            if name is not None:
+                codes[pc.equal(status, name).fill_null(False).to_numpy(zero_copy_only=False)] = code
+        order = np.argsort(codes, kind="stable")
+        sorted_codes = codes[order]
+        starts = np.searchsorted(sorted_codes, np.arange(len(STATUS_ORDER)), side="left")
+        ends = np.searchsorted(sorted_codes, np.arange(len(STATUS_ORDER)), side="right")
+        bounds: list[tuple[int, int, int, int]] = []  # (start, end) in sorted order, status code, seq
+        left: list[np.ndarray[Any, Any]] = []
+        for code in range(len(STATUS_ORDER)):
+            start, end = int(starts[code]), int(ends[code])
+            filled = end if final else start + (end - start) // self.chunk_rows * self.chunk_rows
+            for at in range(start, filled, self.chunk_rows):
+                bounds.append((at, min(at + self.chunk_rows, end), code, self.seqs[code]))
+                self.seqs[code] += 1
+            if filled < end:
+                left.append(order[filled:end])
+        if left:
+            self.carry = _take(v, np.sort(np.concatenate(left)))
+        return self._build(v, order, bounds)
+
+    def flush(self) -> Iterator[list[bytes]]:
+        """The chunks of the rows still carried over (the last part is done)."""
+        carry, self.carry = self.carry, None
+        return iter(()) if carry is None else self.add(carry, final=True)
+
+    def _build(
+        self, v: Validated, order: np.ndarray[Any, Any], bounds: list[tuple[int, int, int, int]]
+    ) -> Iterator[list[bytes]]:
+        chunk_rows, batch_chunks = self.chunk_rows, self.batch_chunks
+        key_table = pa.array([_key(0x03, str(k)) for k in range(chunk_rows)], pa.binary())
+        common = b"".join(_const(f, val) for f, val in _chunk_constants(v))
+        rows_key = _key(0x04, "rows")
+        for b in range(0, len(bounds), batch_chunks):
+            part = bounds[b : b + batch_chunks]
+            # The part's rows; a status's rows carried over to the next part leave gaps in `order`.
+            idx = np.concatenate([order[s:e] for s, e, _, _ in part])
+            at = np.cumsum([0] + [e - s for s, e, _, _ in part])
+            position = np.concatenate([np.arange(e - s) for s, e, _, _ in part])
+            # Each row as an element of the chunk's `rows` array: 0x03, its index, its document.
+            keys = key_table.take(pa.array(position))
+            elements = row_documents(v, v.columns.take(pa.array(idx)), v.excel_rows[idx], keys)
+            data = documents_buffer(elements)
+            offsets = np.frombuffer(
+                elements.buffers()[1], np.int32, count=len(elements) + 1, offset=elements.offset * 4
             )
-        yield out
+            base = int(offsets[0])
+            out: list[bytes] = []
+            for k, (_, _, code, seq) in enumerate(part):
+                body = data[int(offsets[at[k]]) - base : int(offsets[at[k + 1]]) - base]
+                head = (
+                    _const("_id", f"{v.source_report_id}:{STATUS_ORDER[code] or '-'}:{seq}")
+                    + common
+                    + _const("status", STATUS_ORDER[code])
+                    + _const("seq", seq)
+                    + rows_key
+                )
+                array_len = len(body) + 5
+                total = 4 + len(head) + array_len + 1
+                out.append(
+                    b"".join((total.to_bytes(4, "little"), head, array_len.to_bytes(4, "little"), body, b"\x00\x00"))
+                )
+            yield out
+
+
+def _take(v: Validated, rows: np.ndarray[Any, Any]) -> Validated:
+    return replace(v, columns=v.columns.take(pa.array(rows)), excel_rows=v.excel_rows[rows])
 
 
 def _chunk_constants(v: Validated) -> list[tuple[str, Any]]:

@@ -126,6 +126,8 @@ def worker_job(job: ParseJob, limits: ParseLimits, file_format: str, *, stream: 
             "creator_id": job.creator_id,
         }
     )
+    if limits.segment_bytes is not None:
+        fields["segment_bytes"] = limits.segment_bytes
     return json.dumps(fields).encode()
 
 

@@ -9,6 +9,11 @@ BSON-encoded) to a pipe, which this side reads in batches and hands to `store`; 
 final answer carries the file's totals (shared/totals.py). A file with errors sends no chunk. A
 worker that dies after its verdict leaves an outcome that is not ok: the caller removes what was
 stored (the chunks have deterministic ids, so a redelivered command stores nothing twice either).
+
+A large workbook is read in parts (segments.py): its chunks come before the verdict, so storing
+starts after the first part instead of after the whole parse. Such chunks are stored at once as
+well; the file is not accepted until its verdict, analytics does not count an Excel source before
+it, and a file that fails removes them (the worker's DISCARD note, or the rejection).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any, Final
 
 from bson.raw_bson import RawBSONDocument
 
-from services.ingest.excel.answer import totals_from_field
+from services.ingest.excel.answer import DISCARD, totals_from_field
 from services.ingest.excel.runner import (
     _file_outcome,
     _interpret,
@@ -51,6 +56,12 @@ INSERTS_IN_FLIGHT: Final = 1
 # Takes a batch of RawBSONDocument chunks (the driver sends their bytes as they are).
 Store = Callable[[list[Any]], Awaitable[Any]]
 Accepted = Callable[[int], Awaitable[Any]]
+# Removes every chunk of the file stored so far (the worker reads it again another way).
+Discard = Callable[[], Awaitable[Any]]
+
+
+async def _no_discard() -> None:
+    raise RuntimeError("the worker discarded streamed chunks, and this caller cannot remove them")
 
 
 class SpareWorker:
@@ -130,6 +141,7 @@ async def stream_workbook(
     *,
     store: Store,
     accepted: Accepted,
+    discard: Discard = _no_discard,
     batch_chunks: int = STORE_BATCH_CHUNKS,
     inserts_in_flight: int = INSERTS_IN_FLIGHT,
     spare: SpareWorker | None = None,
@@ -203,6 +215,13 @@ async def stream_workbook(
                     body = await reader.readexactly(size - 4)
                 except asyncio.IncompleteReadError:
                     break  # the worker died mid-chunk: its outcome says so, the part is dropped
+                if size == len(DISCARD) and head + body == DISCARD:
+                    # What was streamed before the worker gave up reading in parts goes; what the
+                    # other path streams next is stored afresh.
+                    batch = []
+                    await settle(0)
+                    await discard()
+                    continue
                 batch.append(RawBSONDocument(head + body))
                 if counted[0] == 0 and len(batch) == 1:
                     mark("first_chunk")

@@ -124,6 +124,8 @@ class ParseLimits:
     max_listed_errors: int = 100
     # A zip with more entries than this is not a workbook anyone wrote by hand or by Excel.
     max_zip_entries: int = 10_000
+    # Sheet XML per part when a large sheet is read in parts (segments.py); None: the default.
+    segment_bytes: int | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ParseLimits:
