@@ -143,15 +143,15 @@ def upload_timeline(log_path: Path, posted_at: float, accepted_at: float, done_a
         "downloaded": "download the upload",
         "sniffed": "sniff",
         "spawned": "spawn the worker",
-        "verdict": "parse + validate (to the verdict)",
-        "first_chunk": "first chunk built",
-        "stored": "build + store the chunks (overlapped)",
+        "verdict": "to the verdict (every row checked)",
+        "first_chunk": "to the first chunk on the pipe",
+        "stored": "to the last chunk stored (build + store overlapped)",
         "ingested": "totals, source report, announce",
     }
-    for step in ("downloaded", "sniffed", "spawned", "verdict", "first_chunk", "stored", "ingested"):
-        if step in steps:
-            marks.append((names[step], steps[step] - previous))
-            previous = steps[step]
+    # In time order: a file read in parts has its first chunk stored before its verdict.
+    for step in sorted((s for s in names if s in steps), key=lambda s: steps[s]):
+        marks.append((names[step], steps[step] - previous))
+        previous = steps[step]
     marks.append(("recompute + report (analytics, poll)", done_at - (taken + previous)))
     marks.append(("(200 answered after)", accepted_at - posted_at))
     return marks

@@ -214,13 +214,14 @@ class SpillPump:
         self.file.write(data)
         self.pending += len(data)
         if self.pending >= PIPE_WRITE_BYTES:
-            self._publish()
+            self.publish()
 
     def write_all(self, docs: Iterable[bytes]) -> None:
         for doc in docs:
             self.write(doc)
 
-    def _publish(self) -> None:
+    def publish(self) -> None:
+        """Makes what was written so far the thread's to send."""
         self.file.flush()
         with self.cond:
             self.written += self.pending
@@ -231,7 +232,7 @@ class SpillPump:
 
     def drain(self) -> None:
         """Waits until everything written is in the pipe (the fd stays open)."""
-        self._publish()
+        self.publish()
         with self.cond:
             self.ended = True
             self.cond.notify()
@@ -304,7 +305,7 @@ def stream_segments(job: dict[str, Any], path: Path, fmt: str, fd: int) -> dict[
     say({"verdict": True, "ok": True, "rows": rows, "sheet": sheet})
     # The totals and the listings from the chunks as written (read back from the page cache), while
     # the parent stores them: after the verdict, so that the 200 does not wait for the fold.
-    pump._publish()
+    pump.publish()
     fold = SharingFold(job)
     listings = ListingCollector()
     with open(pump.path, "rb") as written:
