@@ -86,9 +86,12 @@ async def test_replicas_with_skewed_clocks_leave_every_report_final_and_exact(
     db: AsyncDatabase[Document], settings: Settings
 ) -> None:
     await make_report(db, [row(1, 1, "10.00", "RUB", "A")])
-    # The report's one source is still being read until the writers are done.
+    # The report's one source is still being read until the writers are done: a connector's sync,
+    # whose rows count as they arrive (an Excel file's count from its verdict on, not before).
     await db[COLLECTIONS.source_reports].delete_many({"_id": "s2"})
-    await db[COLLECTIONS.source_reports].update_one({"_id": "s1"}, {"$set": {"status": "processing"}})
+    await db[COLLECTIONS.source_reports].update_one(
+        {"_id": "s1"}, {"$set": {"status": "processing", "kind": "connector"}}
+    )
     ahead, behind = Replica(db, settings, timedelta(hours=1)), Replica(db, settings, timedelta(hours=-1))
     publisher = make_broker(settings, registry=CollectorRegistry())
     await publisher.connect()
@@ -144,7 +147,7 @@ async def test_replicas_with_skewed_clocks_leave_every_report_final_and_exact(
     observer = asyncio.create_task(observe())
     try:
         await asyncio.gather(*(writer(w) for w in range(WRITERS)), rates())
-        await db[COLLECTIONS.source_reports].update_one({"_id": "s1"}, {"$set": {"status": "ingested"}})
+        await db[COLLECTIONS.source_reports].update_one({"_id": "s1"}, {"$set": {"status": "success"}})
         final = await bump_report_rows(db, "r")
         assert final is not None
         await bus.publish(contracts.SalesIngested(report_id="r", source_report_id="s1", rows=0, rows_version=final))

@@ -9,6 +9,7 @@ import json
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -241,3 +242,19 @@ async def test_new_inputs_on_a_report_never_computed_compute_it_from_rows_and_ke
     assert report is not None
     assert (report["status"], report["applied_inputs_version"], money(report["profit"])) == ("processing", 1, "262.00")
     assert report["totals"]["version"] == 2  # what the next change of inputs recomputes from
+
+
+async def test_an_excel_file_counts_from_its_verdict_on_not_before(db: AsyncDatabase[Document]) -> None:
+    # s2 is a large file read in parts: its first chunks are stored before it is judged.
+    await make_report(db, [row(1, 1, "10.00", "RUB", "A"), row(2, 2, "5.00", "RUB", "B", source="s2")])
+    for strategy in ("scan", "aggregate"):
+        repo = AnalyticsRepository(db, strategy)
+        for status, counted in (("processing", False), ("pending", False), ("storing", True), ("ingested", True)):
+            await db[COLLECTIONS.source_reports].update_one({"_id": "s2"}, {"$set": {"status": status}})
+            totals = await repo.totals("r")
+            assert totals.revenue == {"RUB": Decimal("15.00" if counted else "10.00")}, (strategy, status)
+    # A connector's sync counts its rows as they arrive, while it runs.
+    await db[COLLECTIONS.source_reports].update_one(
+        {"_id": "s2"}, {"$set": {"status": "processing", "kind": "connector"}}
+    )
+    assert (await AnalyticsRepository(db, "scan").totals("r")).revenue == {"RUB": Decimal("15.00")}
