@@ -75,8 +75,10 @@ class SegmentedSheet:
             buffer = b""
             while b"<sheetData" not in buffer or b"</row>" not in buffer:
                 block = fh.read(READ_BLOCK)
-                if not block:
-                    raise NotPlain("no rows")
+                if not block or len(buffer) >= self.segment_bytes:
+                    # Never hold more than a part to find the header row (open_segmented already
+                    # saw it end in the sheet's first 64 KiB: this only bounds a surprise).
+                    raise NotPlain("no header row in the first part")
                 buffer += block
             root = _ROOT.search(buffer)
             data = _SHEET_DATA.search(buffer)
