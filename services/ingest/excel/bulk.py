@@ -77,6 +77,13 @@ class SharingFold:
             add(row)
 
 
+def fold_chunk(chunk: bytes, fold: SharingFold, listings: ListingCollector) -> None:
+    """One stored chunk (BSON) into the file's totals and its status's listing."""
+    doc = bson.decode(chunk)
+    fold.add_all(doc["rows"])
+    listings.add(chunk, doc["status"], len(doc["rows"]))
+
+
 def say(answer: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(answer, ensure_ascii=False) + "\n")
     sys.stdout.flush()
@@ -179,9 +186,7 @@ def run_columnar(job: dict[str, Any], path: Path, fmt: str) -> dict[str, Any] | 
     for chunks in columnar.chunk_batches(valid):
         pipe.write_all(chunks)
         for chunk in chunks:
-            doc = bson.decode(chunk)
-            fold.add_all(doc["rows"])
-            listings.add(chunk, doc["status"], len(doc["rows"]))
+            fold_chunk(chunk, fold, listings)
     # The listing documents go last, once their status's every chunk is written (shared.sale_listing).
     pipe.write_all(listings.documents())
     pipe.close()
@@ -310,10 +315,7 @@ def stream_segments(job: dict[str, Any], path: Path, fmt: str, fd: int) -> dict[
     listings = ListingCollector()
     with open(pump.path, "rb") as written:
         while head := written.read(4):
-            data = head + written.read(int.from_bytes(head, "little") - 4)
-            doc = bson.decode(data)
-            fold.add_all(doc["rows"])
-            listings.add(data, doc["status"], len(doc["rows"]))
+            fold_chunk(head + written.read(int.from_bytes(head, "little") - 4), fold, listings)
     pump.write_all(listings.documents())
     pump.drain()
     os.close(fd)
