@@ -3,12 +3,17 @@ someone else's report is indistinguishable from a missing one."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
+import bson
 from bson import Decimal128, Int64
+from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
 from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.gateway.auth import User
@@ -37,17 +42,16 @@ async def report_view(db: AsyncDatabase[Document], user: User, report_id: str) -
     """The report as the API returns it (before serialisation), or None when missing or foreign."""
     # The report and its sources in one round trip: each database call costs the gateway CPU in the
     # driver whatever it returns (docs/benchmarks.md, "a report and its sources in one `$lookup`"),
-    # and this is the most requested read. A foreign or missing report matches nothing, so its
-    # sources are never read. `$lookup` goes through the source_reports `report_id` index, on
-    # MongoDB as on SecantusDB.
+    # and this is the most requested read. `$lookup` goes through the source_reports `report_id`
+    # index, on MongoDB as on SecantusDB. Matched on `_id` alone and owned here (see `by_ids`); a
+    # foreign report's sources are read then dropped with it. No `$project` either: it cost
+    # SecantusDB more than the gateway's skipping the raw totals, which it never decodes: read as
+    # raw BSON, a nested document (the totals of the last pass, per link and per currency, can be
+    # megabytes) stays bytes until something asks for it.
     found = await (
-        await db[COLLECTIONS.reports].aggregate(
+        await db.get_collection(COLLECTIONS.reports, codec_options=_raw(db)).aggregate(
             [
-                {"$match": {"_id": report_id, "creator_id": user.id}},
-                {"$limit": 1},
-                # The raw totals of the last pass (per link, per currency) are analytics' own and can
-                # be megabytes for a report of many links: never decoded here.
-                {"$project": {"totals": 0}},
+                {"$match": {"_id": report_id}},
                 {
                     "$lookup": {
                         "from": COLLECTIONS.source_reports,
@@ -59,9 +63,43 @@ async def report_view(db: AsyncDatabase[Document], user: User, report_id: str) -
             ]
         )
     ).to_list()
-    if not found:
+    if not found or found[0].get("creator_id") != user.id:
         return None
-    return view_of(found[0], sorted(found[0]["sources"], key=lambda s: (s["created_at"], s["_id"])))
+    sources = [_top_level(source, db.codec_options) for source in found[0]["sources"]]
+    return view_of(_top_level(found[0], db.codec_options), sorted(sources, key=lambda s: (s["created_at"], s["_id"])))
+
+
+def _raw(db: AsyncDatabase[Document]) -> CodecOptions[RawBSONDocument]:
+    """The database's codec options (time zone awareness and all), with raw BSON documents."""
+    return db.codec_options.with_options(document_class=RawBSONDocument)
+
+
+def _top_level(doc: Mapping[str, Any], codec_options: CodecOptions[Document]) -> Document:
+    """A raw document's top-level fields, its nested documents decoded only where a view reads them."""
+    return {
+        key: bson.decode(value.raw, codec_options)
+        if key in _DECODED_FIELDS and isinstance(value, RawBSONDocument)
+        else value
+        for key, value in doc.items()
+    }
+
+
+# The nested documents a report view reads; any other (totals, verdict, progress…) stays raw.
+_DECODED_FIELDS: Final = frozenset({"exchange_rates", "profit_by_currency", "progress"})
+
+
+async def by_ids(collection: AsyncCollection[Document], ids: list[str], owner: Document) -> list[Document]:
+    """The documents of `ids` that match `owner` (field → plain value; anything else is asked of
+    the database).
+
+    Looked up by `_id` alone and owned here: given the owner's fields beside `_id`, SecantusDB plans
+    the query as a scan and spent twice the CPU on the same answer (a 1 000-row listing part:
+    1 267 against 700 µs; docs/benchmarks.md, "Gateway load", 2026-12-07). On MongoDB both are one
+    `_id` index lookup, so the answer is the same on either."""
+    if any(isinstance(value, dict) for value in owner.values()):
+        return await collection.find({"_id": {"$in": ids}, **owner}).to_list()
+    found = await collection.find({"_id": ids[0]} if len(ids) == 1 else {"_id": {"$in": ids}}).to_list()
+    return [doc for doc in found if all(doc.get(field) == value for field, value in owner.items())]
 
 
 def view_of(doc: Document, sources: list[Document]) -> dict[str, Any]:
@@ -149,9 +187,10 @@ async def list_reports(
 async def find_source_report(
     db: AsyncDatabase[Document], user: User, channel_id: int, source_report_id: str
 ) -> Document | None:
-    return await db[COLLECTIONS.source_reports].find_one(
-        {"_id": source_report_id, "creator_id": user.id, "channel_id": Int64(channel_id)}
+    found = await by_ids(
+        db[COLLECTIONS.source_reports], [source_report_id], {"creator_id": user.id, "channel_id": Int64(channel_id)}
     )
+    return found[0] if found else None
 
 
 def sales_query(
@@ -218,17 +257,13 @@ async def list_sales(
     if not row_match and order_by in (None, "row") and order_dir == "asc":
         if isinstance(status, str):
             positions = range(offset, offset + limit)
-            parts = (
-                await db[COLLECTIONS.sales]
-                .find({"_id": {"$in": part_ids(source_report_id, status, positions)}, **chunk_match})
-                .to_list()
-            )
+            parts = await by_ids(db[COLLECTIONS.sales], part_ids(source_report_id, status, positions), chunk_match)
             listed = rows_at(parts, positions, db.codec_options)
             if listed is not None:
                 return [sale_row_view(row) for row in listed]
         seqs = page_seqs(offset, limit)
         ids = [chunk_id(source_report_id, status, seq) for seq in seqs]
-        chunks = await db[COLLECTIONS.sales].find({"_id": {"$in": ids}, **chunk_match}).to_list()
+        chunks = await by_ids(db[COLLECTIONS.sales], ids, chunk_match)
         if any("seq" in chunk for chunk in chunks):
             return [sale_row_view(row) for row in page_of(chunks, offset, limit)]
         # No chunk there: past the end, or a source whose rows are stored one by one (a
@@ -258,16 +293,16 @@ async def listed_page(
     if wanted is None or not isinstance(status, str):
         return None
     source_report_id = str(chunk_match["source_report_id"])
-    owner = {field: value for field, value in chunk_match.items() if field not in ("source_report_id", "status")}
     sales = db[COLLECTIONS.sales]
-    key = await sales.find_one({"_id": listing_id(source_report_id, status), **owner})
-    if key is None or "listing" not in key:
+    keys = await by_ids(sales, [listing_id(source_report_id, status)], chunk_match)
+    if not keys or "listing" not in keys[0]:
         return None
+    key = keys[0]
     field = SALE_ORDER_FIELDS[order_by] if order_by else "row"
     positions = listing_positions(key["listing"], wanted, field, order_dir == "desc", limit, offset)
     if not positions:
         return []
-    parts = await sales.find({"_id": {"$in": part_ids(source_report_id, status, positions)}, **owner}).to_list()
+    parts = await by_ids(sales, part_ids(source_report_id, status, positions), chunk_match)
     return rows_at(parts, positions, db.codec_options)
 
 

@@ -159,3 +159,10 @@ async def test_another_users_query_is_not_answered_from_the_listing(
     row_match = {k: v for k, v in query.items() if k not in chunk_match}
     assert await reports.listed_page(db, chunk_match, row_match, "purchase_amount", "asc", 50, 0) is None
     assert await reports.list_sales(db, query, "purchase_amount", "asc", 50, 0) == []
+    # Parts and chunks are looked up by `_id` and owned in the gateway: a default page, by another
+    # user or in another channel, gets no row of them.
+    assert await reports.list_sales(db, query_of("sale", ALICE, {}), None, "asc", 50, 0) != []
+    assert await reports.list_sales(db, query_of("sale", MALLORY, {}), None, "asc", 50, 0) == []
+    elsewhere = {**query_of("sale", ALICE, {}), "channel_id": Int64(CHANNEL - 1)}
+    assert await reports.list_sales(db, elsewhere, None, "asc", 50, 0) == []
+    assert await reports.list_sales(db, {**elsewhere, "product": {"$eq": "Course A"}}, "user_id", "asc", 50, 0) == []
