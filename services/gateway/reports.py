@@ -17,7 +17,9 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.gateway.auth import User
+from services.gateway.schemas import SaleRowJson, cents, utc_text
 from shared.currency import DEFAULT_CURRENCY
+from shared.decimal128 import decimal_of
 from shared.mongo import COLLECTIONS, Document
 from shared.reports import NUMBER_METRIC_NAMES
 from shared.sale_chunks import CHUNK_MATCH_FIELDS, SALES_INDEX, chunk_id, page_of, page_seqs, rows_pipeline
@@ -32,7 +34,7 @@ REPORT_ORDER_FIELDS = {"created_at": "created_at", "name": "name", "id": "_id", 
 def plain(value: Any) -> Any:
     """BSON scalars → Python (Decimal128 → Decimal, Int64 → int)."""
     if isinstance(value, Decimal128):
-        return value.to_decimal()
+        return decimal_of(value)
     if isinstance(value, Int64):
         return int(value)
     return value
@@ -242,7 +244,7 @@ async def list_sales(
     order_dir: Literal["asc", "desc"],
     limit: int,
     offset: int,
-) -> list[dict[str, Any]]:
+) -> list[SaleRowJson]:
     """One page of the rows `query` selects (it names the source report and the status).
 
     Where the status has listing documents (shared/sale_listing.py: an Excel file's status of up to
@@ -327,23 +329,33 @@ def listing_pipeline(
     return pipeline
 
 
-def sale_row_view(doc: Document) -> dict[str, Any]:
-    period_ms = plain(doc.get("action_period_ms"))
-    birthdate = doc.get("birthdate")
+def _exact(amount: Any) -> Decimal:
+    """A stored amount as a Decimal (a number stored otherwise is read as its text, as the
+    response model reads it)."""
+    if isinstance(amount, Decimal128):
+        return decimal_of(amount)
+    return amount if isinstance(amount, Decimal) else Decimal(str(amount))
+
+
+def sale_row_view(doc: Mapping[str, Any]) -> SaleRowJson:
+    """A stored sale row as the listing writes it (SaleRowSchema's JSON, see SaleRowJson)."""
+    amount, period_ms, birthdate = doc.get("purchase_amount"), doc.get("action_period_ms"), doc.get("birthdate")
+    user_id, sub_date = doc.get("user_id"), doc.get("sub_date")
+    unsub_date, action_date = doc.get("unsub_date"), doc.get("action_date")
     return {
-        "user_id": plain(doc.get("user_id")),
+        "user_id": None if user_id is None else int(user_id),
         "name": doc.get("name"),
         "product": doc.get("product"),
-        "purchase_amount": plain(doc.get("purchase_amount")),
+        "purchase_amount": None if amount is None else cents(_exact(amount)),
         "username": doc.get("username"),
         "photo_url": doc.get("photo_url"),
         "is_premium": bool(doc.get("is_premium")),
         "phone_number": doc.get("phone_number"),
         "birthdate": birthdate.date() if isinstance(birthdate, datetime) else None,
         "status": doc.get("status"),
-        "sub_date": doc.get("sub_date"),
-        "unsub_date": doc.get("unsub_date"),
-        "action_date": doc.get("action_date"),
-        "action_period": None if period_ms is None else Decimal(period_ms) / MS_PER_DAY,
+        "sub_date": None if sub_date is None else utc_text(sub_date),
+        "unsub_date": None if unsub_date is None else utc_text(unsub_date),
+        "action_date": None if action_date is None else utc_text(action_date),
+        "action_period": None if period_ms is None else cents(Decimal(int(period_ms)) / MS_PER_DAY),
         "invite_link": doc.get("invite_link"),
     }

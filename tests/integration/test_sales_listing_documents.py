@@ -16,6 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.gateway import reports
 from services.gateway.auth import User
+from services.gateway.schemas import SaleRowJson
 from shared.mongo import COLLECTIONS, Document, ensure_indexes
 from shared.sale_chunks import CHUNK_FIELDS, CHUNK_MATCH_FIELDS, count_pipeline, pack
 from shared.sale_listing import ORDER_FIELDS, build_listings, listing_id, listing_part_id
@@ -104,7 +105,7 @@ def query_of(status: str, user: User, f: dict[str, Any]) -> Document:
 async def aggregated(
     db: AsyncDatabase[Document], query: Document, order_by: str | None, order_dir: Literal["asc", "desc"],
     limit: int, offset: int,
-) -> list[dict[str, Any]]:  # fmt: skip
+) -> list[SaleRowJson]:  # fmt: skip
     pipeline = reports.listing_pipeline(query, order_by, order_dir, limit, offset)
     return [reports.sale_row_view(d) async for d in await db[COLLECTIONS.sales].aggregate(pipeline)]
 

@@ -66,7 +66,7 @@ async def page(
 ) -> list[int]:
     query = reports.owned(reports.sales_query(source, "sale", product, None, None, None, None), user, CHANNEL)
     listed = await reports.list_sales(db, query, order_by, order_dir, limit, offset)
-    return [int(r["user_id"]) for r in listed]
+    return [int(r["user_id"] or 0) for r in listed]
 
 
 def ids(rows: list[Document]) -> list[int]:

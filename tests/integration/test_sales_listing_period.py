@@ -13,6 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.gateway import reports
 from services.gateway.auth import User
+from services.gateway.schemas import utc_text
 from shared.mongo import COLLECTIONS, Document, ensure_indexes
 from shared.sale_chunks import pack, single
 from shared.sale_listing import build_listings
@@ -89,7 +90,7 @@ async def test_a_period_lists_its_rows_in_order_and_page(
     )[offset : offset + limit]
     assert expected, "the fixture must put rows in the period"
     assert [r["user_id"] for r in listed] == [int(d["user_id"]) for d in expected]
-    assert [r["sub_date"].replace(tzinfo=UTC) for r in listed] == [d["sub_date"] for d in expected]
+    assert [r["sub_date"] for r in listed] == [utc_text(d["sub_date"]) for d in expected]
 
 
 async def test_a_period_never_reaches_another_source_or_owner(db: AsyncDatabase[Document], rows: Any) -> None:
