@@ -11,10 +11,10 @@ one key document and the row parts:
                   order on (field, _id)} for every field the listing may be ordered by
         products / product, premium, link_null, action, action_ms, sub, sub_ms:
                   what the listing's filters compare, one entry per row (see `_keeps`)}}
-    {_id: "{source_report_id}:{status}:listing:{part}", (the same owner fields), status, rows: [],
-     listing_part: {part, rows: the BSON documents of rows part*1000 .. part*1000+999 of the
-                    status, exactly as stored in the chunks, concatenated; ends: uint32 end
-                    offset of each}}
+    {_id: "{source_report_id}:{status}:listing:{rows per part}:{part}", (the same owner fields),
+     status, rows: [], listing_part: {part, rows: the BSON documents of rows part*250 ..
+                    part*250+249 of the status, exactly as stored in the chunks, concatenated;
+                    ends: uint32 end offset of each}}
 
 Why: without them, such a page makes the database unwind, filter and sort every row of the
 status (SecantusDB spent 15-50 ms on a 4 000-row source's page, 330 ms when sorting by amount),
@@ -52,10 +52,13 @@ from shared.sale_rows import ACTION_STATUSES, ORDERABLE_FIELDS
 Document = dict[str, Any]
 
 LISTING_MAX_ROWS: Final = 20_000
-# Rows per part document: a page of a small status reads one part (a few hundred KB), and the
-# default page of a listed status reads one or two parts instead of chunks (binary, so the
-# database does not decode each row).
-LISTING_PART_ROWS: Final = 1_000
+# Rows per part document: a page reads the one or two parts that hold its rows instead of chunks
+# (binary, so the database does not decode each row). A part costs SecantusDB and the driver in
+# proportion to its bytes, and pages are 10-50 rows: parts of 250 rows (≈ 100 KB) cost a page
+# ≈ 300 µs of CPU less than parts of 1 000 (docs/benchmarks.md, "Gateway load", 2026-12-07).
+# The size is part of each part's `_id` (listing_part_id), so parts written with another size
+# are never read as these: their pages come from the chunks, as for a source without a listing.
+LISTING_PART_ROWS: Final = 250
 # Well under MongoDB's 16 MiB document limit: a status whose largest row would make a part
 # larger gets no listing.
 LISTING_MAX_BYTES: Final = 12 * 1024 * 1024
@@ -70,7 +73,7 @@ def listing_id(source_report_id: str, status: str) -> str:
 
 
 def listing_part_id(source_report_id: str, status: str, part: int) -> str:
-    return f"{source_report_id}:{status}:listing:{part}"
+    return f"{source_report_id}:{status}:listing:{LISTING_PART_ROWS}:{part}"
 
 
 def part_ids(source_report_id: str, status: str, positions: Iterable[int]) -> list[str]:

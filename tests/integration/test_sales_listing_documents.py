@@ -19,7 +19,7 @@ from services.gateway.auth import User
 from services.gateway.schemas import SaleRowJson
 from shared.mongo import COLLECTIONS, Document, ensure_indexes
 from shared.sale_chunks import CHUNK_FIELDS, CHUNK_MATCH_FIELDS, count_pipeline, pack
-from shared.sale_listing import ORDER_FIELDS, build_listings, listing_id, listing_part_id
+from shared.sale_listing import LISTING_PART_ROWS, ORDER_FIELDS, build_listings, listing_id, listing_part_id
 from shared.sale_rows import ORDERABLE_FIELDS
 
 CHANNEL = -1001
@@ -167,3 +167,24 @@ async def test_another_users_query_is_not_answered_from_the_listing(
     elsewhere = {**query_of("sale", ALICE, {}), "channel_id": Int64(CHANNEL - 1)}
     assert await reports.list_sales(db, elsewhere, None, "asc", 50, 0) == []
     assert await reports.list_sales(db, {**elsewhere, "product": {"$eq": "Course A"}}, "user_id", "asc", 50, 0) == []
+
+
+async def test_parts_written_with_another_size_are_never_read_as_these(
+    db: AsyncDatabase[Document], stored: list[Document]
+) -> None:
+    # Parts of 1 000 rows, as written before LISTING_PART_ROWS changed, under their old ids; the
+    # parts of today's size are gone. Every page must still be the source's own rows (from the
+    # chunks), never rows cut from a part of another size.
+    sales = db[COLLECTIONS.sales]
+    query = query_of("sale", ALICE, {})
+    expected = await aggregated(db, query, None, "asc", 20, 990)
+    old = [d async for d in sales.find({"listing_part": {"$exists": True}, "status": "sale"})]
+    await sales.delete_many({"_id": {"$in": [d["_id"] for d in old]}})
+    for n, first in enumerate(range(0, len(old), -(-1_000 // LISTING_PART_ROWS))):
+        await sales.insert_one(
+            {**old[first], "_id": f"src:sale:listing:{n}", "listing_part": {**old[first]["listing_part"], "part": n}}
+        )
+    assert await reports.list_sales(db, query, None, "asc", 20, 990) == expected
+    assert await reports.list_sales(db, query, "user_id", "asc", 20, 5) == await aggregated(
+        db, query, "user_id", "asc", 20, 5
+    )

@@ -11,6 +11,7 @@ from bson import Decimal128, Int64
 
 from shared.sale_chunks import pack
 from shared.sale_listing import (
+    LISTING_PART_ROWS,
     ListingCollector,
     ListingFilter,
     Unlistable,
@@ -61,7 +62,7 @@ def test_a_status_past_the_cap_gets_no_listing_and_is_dropped_by_the_collector()
     for chunk in chunks:
         collector.add(bson.encode(chunk), chunk["status"], len(chunk["rows"]))
     built = [bson.decode(d) for d in collector.documents()]
-    assert [d["_id"] for d in built] == ["s:lead:listing", "s:lead:listing:0"]  # sale is past 200 rows
+    assert [d["_id"] for d in built] == ["s:lead:listing", f"s:lead:listing:{LISTING_PART_ROWS}:0"]  # sale: > 200 rows
     assert built[0]["listing"]["n"] == 30
     assert {d["status"] for d in build_listings(chunks)} == {"sale", "lead"}  # subscribers never
 
@@ -87,7 +88,7 @@ def test_filters_the_listing_does_not_hold_are_left_to_the_database() -> None:
 
 def test_a_page_in_both_directions_is_the_same_rows_reversed() -> None:
     key, *parts = build_listing(pack(rows(2_500)))
-    assert [p["listing_part"]["part"] for p in parts] == [0, 1, 2]
+    assert [p["listing_part"]["part"] for p in parts] == list(range(-(-2_500 // LISTING_PART_ROWS)))
     everything = ListingFilter()
     asc = listing_positions(key["listing"], everything, "purchase_amount", False, 3_000, 0)
     desc = listing_positions(key["listing"], everything, "purchase_amount", True, 3_000, 0)
