@@ -22,7 +22,6 @@ already kept; per link a few counters and the keys of its buyers. Never a list o
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -32,6 +31,7 @@ from typing import Any, Final
 from bson import Decimal128, Int64
 
 from shared.currency import DEFAULT_CURRENCY
+from shared.decimal128 import stored_decimal
 from shared.sale_rows import ACTION_STATUSES
 
 # Rows whose amount is revenue: sales, and the OFD day totals (which have no buyer).
@@ -123,27 +123,6 @@ _STATUS_INDEX: Final = {"funnel": 0, "lead": 1, "sale": 2}
 # The first touch's sub_date, source and row (the file order, turned into a number only on a tie),
 # unsub_date and link; then the user's row counts per status and revenue per currency (or None).
 _SUB, _SOURCE, _ROW, _UNSUB, _LINK, _FUNNEL, _LEAD, _SALE, _REVENUE = range(9)
-
-
-_BID_WORDS: Final = struct.Struct("<QQ")
-_COEFFICIENT_HIGH: Final = (1 << 49) - 1
-_EXACT_COEFFICIENT: Final = 10**28  # scaleb keeps a coefficient below the context's 28 digits exact
-
-
-def stored_decimal(value: Any) -> Decimal:
-    """A stored amount as Decimal. Decimal128 is decoded from its BID words here: pymongo's
-    `to_decimal` is pure Python and slower (docs/benchmarks.md, "Report recompute"), and a recompute
-    decodes every sale of the report (the special encodings — huge coefficients, NaN, infinities —
-    and negatives go through it)."""
-    if type(value) is Decimal128:
-        low, high = _BID_WORDS.unpack(value.bid)
-        if high >> 61 == 3 or high >> 63:
-            return value.to_decimal()
-        coefficient = ((high & _COEFFICIENT_HIGH) << 64) | low
-        if coefficient >= _EXACT_COEFFICIENT:
-            return value.to_decimal()
-        return Decimal(coefficient).scaleb(((high >> 49) & 0x3FFF) - 6176)
-    return value.to_decimal() if hasattr(value, "to_decimal") else Decimal(str(value))
 
 
 def link_sort_key(link: str | None) -> tuple[bool, str]:

@@ -19,7 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.gateway.auth import User
 from services.gateway.schemas import SaleRowJson, cents, utc_text
 from shared.currency import DEFAULT_CURRENCY
-from shared.decimal128 import decimal_of
+from shared.decimal128 import decimal_of, stored_decimal
 from shared.mongo import COLLECTIONS, Document
 from shared.reports import NUMBER_METRIC_NAMES
 from shared.sale_chunks import CHUNK_MATCH_FIELDS, SALES_INDEX, chunk_id, page_of, page_seqs, rows_pipeline
@@ -329,14 +329,6 @@ def listing_pipeline(
     return pipeline
 
 
-def _exact(amount: Any) -> Decimal:
-    """A stored amount as a Decimal (a number stored otherwise is read as its text, as the
-    response model reads it)."""
-    if isinstance(amount, Decimal128):
-        return decimal_of(amount)
-    return amount if isinstance(amount, Decimal) else Decimal(str(amount))
-
-
 def _listed_rows(db: AsyncDatabase[Document]) -> CodecOptions[Document]:
     """How a page's rows are decoded from their listing parts: with naive datetimes, a third less
     CPU than aware ones, since sale_row_view writes a naive moment as the UTC it is stored in."""
@@ -352,7 +344,7 @@ def sale_row_view(doc: Mapping[str, Any]) -> SaleRowJson:
         "user_id": None if user_id is None else int(user_id),
         "name": doc.get("name"),
         "product": doc.get("product"),
-        "purchase_amount": None if amount is None else cents(_exact(amount)),
+        "purchase_amount": None if amount is None else cents(stored_decimal(amount)),
         "username": doc.get("username"),
         "photo_url": doc.get("photo_url"),
         "is_premium": bool(doc.get("is_premium")),

@@ -11,7 +11,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from services.ingest.excel.converters import decimal128_cents
-from shared.totals import stored_decimal
+from shared.decimal128 import stored_decimal
 
 
 def same(a: Decimal, b: Decimal) -> bool:
