@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -30,6 +31,11 @@ from shared.mongo import COLLECTIONS, Document
 log = logging.getLogger(__name__)
 
 TOKEN_CACHE_SECONDS = 30.0  # the longest a cached answer is trusted if the watch were to lag
+# Each entry lives a random 75-100 % of that: tokens remembered together (every user's first
+# request after a restart) then expire over several seconds instead of at once, when their reads
+# queued behind each other in the database (a 30-57 ms tail every 30 s under bench.gateway_load;
+# docs/benchmarks.md, "Gateway load", 2026-12-07).
+TOKEN_CACHE_SPREAD = 0.25
 TOKEN_CACHE_ENTRIES = 10_000
 RETRY_WATCH_SECONDS = 1.0
 
@@ -58,7 +64,7 @@ class VerifiedTokens:
         """Remember a lookup that began at `generation` (unless a change came in since)."""
         if not self.live or generation != self.generation:
             return
-        self._entries[token_hash] = (user, time.monotonic() + self.ttl)
+        self._entries[token_hash] = (user, time.monotonic() + self.ttl * (1 - TOKEN_CACHE_SPREAD * random.random()))
         self._entries.move_to_end(token_hash)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)

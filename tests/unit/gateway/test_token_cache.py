@@ -69,3 +69,20 @@ def test_entries_expire_and_the_oldest_go_first(monkeypatch: pytest.MonkeyPatch)
     assert cache.get("c") == ANA
     monkeypatch.setattr("services.gateway.token_cache.time.monotonic", lambda: now + 5.0)
     assert cache.get("c") is None
+
+
+def test_entries_remembered_together_expire_apart_and_never_past_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = watched(ttl=30.0, max_entries=1_000)
+    now = time.monotonic()
+    monkeypatch.setattr("services.gateway.token_cache.time.monotonic", lambda: now)
+    keys = [f"t{n}" for n in range(500)]
+    for key in keys:
+        cache.put(key, ANA, cache.generation)
+
+    def alive(at: float) -> int:
+        monkeypatch.setattr("services.gateway.token_cache.time.monotonic", lambda: now + at)
+        return sum(cache.get(key) is not None for key in keys)
+
+    assert alive(30.0 * 0.75 - 0.01) == 500  # none before 75 % of the bound
+    assert 100 < alive(30.0 * 0.875) < 400  # about half by the middle of the spread
+    assert alive(30.0) == 0  # none past the bound
