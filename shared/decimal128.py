@@ -1,11 +1,12 @@
 """Stored Decimal128 values as Python Decimals, exactly and fast.
 
-`bson.Decimal128.to_decimal` decodes the IEEE 754-2008 BID bits in pure Python, about 6 µs a
-value; a recompute decodes every sale of a report, a sales page every amount of its rows, a report
-read its forty figures. Almost every stored value is a finite number with its coefficient in the
-113-bit form, which unpacks in two integer operations and one `Decimal` from text: 1.4 µs, and
-exact whatever the thread's decimal context (a `scaleb` would round to its precision). The rest
-(infinities, NaN, the 11-form and non-canonical encodings) go to the library's own decoder.
+`bson.Decimal128.to_decimal` decodes the IEEE 754-2008 BID bits in pure Python, several times
+slower than this (docs/benchmarks.md, "Figures behind code comments"); a recompute decodes every
+sale of a report, a sales page every amount of its rows, a report read its forty figures. Almost
+every stored value is a finite number with its coefficient in the 113-bit form, which unpacks in
+two integer operations and one `Decimal` from text, exact whatever the thread's decimal context (a
+`scaleb` would round to its precision). The rest (infinities, NaN, the 11-form and non-canonical
+encodings) go to the library's own decoder.
 """
 
 from __future__ import annotations

@@ -54,8 +54,8 @@ Document = dict[str, Any]
 LISTING_MAX_ROWS: Final = 20_000
 # Rows per part document: a page reads the one or two parts that hold its rows instead of chunks
 # (binary, so the database does not decode each row). A part costs SecantusDB and the driver in
-# proportion to its bytes, and pages are 10-50 rows: parts of 250 rows (≈ 100 KB) cost a page
-# ≈ 300 µs of CPU less than parts of 1 000 (docs/benchmarks.md, "Gateway load", 2026-12-07).
+# proportion to its bytes, and pages are 10-50 rows: parts of 250 rows cost a page less CPU than
+# parts of 1 000 (docs/benchmarks.md, "Figures behind code comments").
 # The size is part of each part's `_id` (listing_part_id), so parts written with another size
 # are never read as these: their pages come from the chunks, as for a source without a listing.
 LISTING_PART_ROWS: Final = 250

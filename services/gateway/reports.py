@@ -95,9 +95,9 @@ async def by_ids(collection: AsyncCollection[Document], ids: list[str], owner: D
     the database).
 
     Looked up by `_id` alone and owned here: given the owner's fields beside `_id`, SecantusDB plans
-    the query as a scan and spent twice the CPU on the same answer (a 1 000-row listing part:
-    1 267 against 700 µs; docs/benchmarks.md, "Gateway load", 2026-12-07). On MongoDB both are one
-    `_id` index lookup, so the answer is the same on either."""
+    the query as a scan and spends about twice the CPU on the same answer (docs/benchmarks.md,
+    "Figures behind code comments"). On MongoDB both are one `_id` index lookup, so the answer is
+    the same on either."""
     if any(isinstance(value, dict) for value in owner.values()):
         return await collection.find({"_id": {"$in": ids}, **owner}).to_list()
     found = await collection.find({"_id": ids[0]} if len(ids) == 1 else {"_id": {"$in": ids}}).to_list()
@@ -330,8 +330,9 @@ def listing_pipeline(
 
 
 def _listed_rows(db: AsyncDatabase[Document]) -> CodecOptions[Document]:
-    """How a page's rows are decoded from their listing parts: with naive datetimes, a third less
-    CPU than aware ones, since sale_row_view writes a naive moment as the UTC it is stored in."""
+    """How a page's rows are decoded from their listing parts: with naive datetimes, cheaper than
+    aware ones (docs/benchmarks.md, "Figures behind code comments"), since sale_row_view writes a
+    naive moment as the UTC it is stored in."""
     return db.codec_options.with_options(tz_aware=False, tzinfo=None)
 
 

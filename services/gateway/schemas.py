@@ -242,8 +242,8 @@ class SaleRowSchema(BaseModel):
 class SaleRowJson(TypedDict):
     """A sale row as SaleRowSchema writes it, its values already in their JSON form (moments as
     `utc_text`, amounts as `cents`), so a page is serialised without a model instance or a Python
-    call per value: that cost the gateway about 17 µs a row, a third of a 50-row page's CPU
-    (docs/benchmarks.md, "Gateway load", 2026-12-07). SaleRowSchema stays the documented model;
+    call per value, which were most of a page's CPU (docs/benchmarks.md, "Figures behind code
+    comments"). SaleRowSchema stays the documented model;
     a test keeps the two writing the same bytes."""
 
     user_id: int | None

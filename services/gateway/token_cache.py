@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 TOKEN_CACHE_SECONDS = 30.0  # the longest a cached answer is trusted if the watch were to lag
 # Each entry lives a random 75-100 % of that: tokens remembered together (every user's first
 # request after a restart) then expire over several seconds instead of at once, when their reads
-# queued behind each other in the database (a 30-57 ms tail every 30 s under bench.gateway_load;
-# docs/benchmarks.md, "Gateway load", 2026-12-07).
+# queued behind each other in the database (the tail of bench.gateway_load every 30 s;
+# docs/benchmarks.md, "Figures behind code comments").
 TOKEN_CACHE_SPREAD = 0.25
 TOKEN_CACHE_ENTRIES = 10_000
 RETRY_WATCH_SECONDS = 1.0
