@@ -6,9 +6,12 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, ReplaceOne
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from shared.sale_chunks import SALES_INDEX, single
+from shared.sale_listing import is_former_part, resized_parts
 from shared.settings import Settings
 
 # Documents are dynamic by nature; typed views are built at the edges (schemas, contracts).
@@ -85,7 +88,10 @@ LEGACY_SALES_INDEXES = (
     "source_report_id_1_status_1_row_1__id_1",
 )
 ROWS_TO_CHUNKS: Final = "sales: one document per row -> chunks"
+LISTING_PARTS_RESIZED: Final = "sales: listing parts of 1 000 rows -> 250"
 MIGRATION_BATCH: Final = 1_000
+MIGRATION_BATCH_BYTES: Final = 16 * 1024 * 1024
+DUPLICATE_KEY: Final = 11_000
 
 
 async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
@@ -114,6 +120,7 @@ async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
     # is not needed. Created before an older one is dropped, so the collection is never without one.
     await db[c.sales].create_indexes([IndexModel(SALES_INDEX)])
     await wrap_row_documents(db)
+    await resize_listing_parts(db)
     existing = await db[c.sales].index_information()
     for legacy in LEGACY_SALES_INDEXES:
         if legacy in existing:
@@ -143,3 +150,43 @@ async def wrap_row_documents(db: AsyncDatabase[Document]) -> int:
         wrapped += len(batch)
     await marker.update_one({"_id": ROWS_TO_CHUNKS}, {"$set": {"rows_wrapped": wrapped}}, upsert=True)
     return wrapped
+
+
+async def resize_listing_parts(db: AsyncDatabase[Document]) -> int:
+    """Listing parts stored by an older release (shared.sale_listing.FORMER_PART_ROWS rows each) are
+    cut into parts of today's size, and removed: until then their pages come from the chunks (the
+    new parts' ids are not theirs), never from a part of the wrong size. Runs until a marker says it
+    is done; several services starting at once insert the same parts (duplicates ignored) and
+    remove the same former ones. Returns the former parts cut."""
+    marker = db[COLLECTIONS.migrations]
+    if await marker.find_one({"_id": LISTING_PARTS_RESIZED}) is not None:
+        return 0
+    sales = db[COLLECTIONS.sales]
+    resized = 0
+    batch: list[Document] = []
+    held = 0
+    async for doc in sales.find({"listing_part": {"$exists": True}}):
+        if not is_former_part(doc):
+            continue
+        batch.append(doc)
+        held += len(doc["listing_part"]["rows"])
+        # A part may hold up to LISTING_MAX_BYTES: bounded by bytes, not by count alone.
+        if held >= MIGRATION_BATCH_BYTES or len(batch) >= MIGRATION_BATCH:
+            resized += await _resize(sales, batch)
+            batch, held = [], 0
+    resized += await _resize(sales, batch)
+    await marker.update_one({"_id": LISTING_PARTS_RESIZED}, {"$set": {"parts_resized": resized}}, upsert=True)
+    return resized
+
+
+async def _resize(sales: AsyncCollection[Document], formers: list[Document]) -> int:
+    if not formers:
+        return 0
+    parts = [part for former in formers for part in resized_parts(former)]
+    try:
+        await sales.insert_many(parts, ordered=False)
+    except BulkWriteError as exc:  # another service inserted the same parts first
+        if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
+            raise
+    await sales.delete_many({"_id": {"$in": [former["_id"] for former in formers]}})
+    return len(formers)

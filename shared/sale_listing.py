@@ -59,6 +59,9 @@ LISTING_MAX_ROWS: Final = 20_000
 # The size is part of each part's `_id` (listing_part_id), so parts written with another size
 # are never read as these: their pages come from the chunks, as for a source without a listing.
 LISTING_PART_ROWS: Final = 250
+# Until 2026-12-07 parts were of 1 000 rows, under "{source_report_id}:{status}:listing:{part}":
+# start-up cuts them into today's (shared.mongo.resize_listing_parts, with `resized_parts`).
+FORMER_PART_ROWS: Final = 1_000
 # Well under MongoDB's 16 MiB document limit: a status whose largest row would make a part
 # larger gets no listing.
 LISTING_MAX_BYTES: Final = 12 * 1024 * 1024
@@ -74,6 +77,33 @@ def listing_id(source_report_id: str, status: str) -> str:
 
 def listing_part_id(source_report_id: str, status: str, part: int) -> str:
     return f"{source_report_id}:{status}:listing:{LISTING_PART_ROWS}:{part}"
+
+
+def is_former_part(doc: Mapping[str, Any]) -> bool:
+    """A part document stored under the former layout (FORMER_PART_ROWS rows, no size in its id)."""
+    body = doc.get("listing_part")
+    if not isinstance(body, Mapping):
+        return False
+    return doc.get("_id") == f"{doc.get('source_report_id')}:{doc.get('status')}:listing:{body.get('part')}"
+
+
+def resized_parts(former: Mapping[str, Any]) -> list[Document]:
+    """The parts of LISTING_PART_ROWS rows that hold the same rows as a former part (the same row
+    bytes, cut at the same row ends), with its owner fields."""
+    body = former["listing_part"]
+    rows, ends = bytes(body["rows"]), _unpacked("I", bytes(body["ends"]))
+    first = int(body["part"]) * FORMER_PART_ROWS
+    owner = {field: value for field, value in former.items() if field not in ("_id", "listing_part")}
+    parts: list[Document] = []
+    for at in range(0, len(ends), LISTING_PART_ROWS):
+        begin, members = ends[at - 1] if at else 0, ends[at : at + LISTING_PART_ROWS]
+        part = (first + at) // LISTING_PART_ROWS
+        parts.append({
+            "_id": listing_part_id(str(former["source_report_id"]), str(former["status"]), part), **owner,
+            "listing_part": {"part": part, "rows": Binary(rows[begin : members[-1]]),
+                             "ends": _packed("I", (end - begin for end in members))},
+        })  # fmt: skip
+    return parts
 
 
 def part_ids(source_report_id: str, status: str, positions: Iterable[int]) -> list[str]:

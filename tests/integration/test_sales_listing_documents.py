@@ -5,21 +5,30 @@ scales of amounts, non-ASCII names and `_id`s whose string order is not the row 
 
 from __future__ import annotations
 
+import asyncio
 import random
+from array import array
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
 import pytest
-from bson import Decimal128, Int64
+from bson import Binary, Decimal128, Int64
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.gateway import reports
 from services.gateway.auth import User
 from services.gateway.schemas import SaleRowJson
-from shared.mongo import COLLECTIONS, Document, ensure_indexes
+from shared.mongo import COLLECTIONS, LISTING_PARTS_RESIZED, Document, ensure_indexes, resize_listing_parts
 from shared.sale_chunks import CHUNK_FIELDS, CHUNK_MATCH_FIELDS, count_pipeline, pack
-from shared.sale_listing import LISTING_PART_ROWS, ORDER_FIELDS, build_listings, listing_id, listing_part_id
+from shared.sale_listing import (
+    FORMER_PART_ROWS,
+    LISTING_PART_ROWS,
+    ORDER_FIELDS,
+    build_listings,
+    listing_id,
+    listing_part_id,
+)
 from shared.sale_rows import ORDERABLE_FIELDS
 
 CHANNEL = -1001
@@ -187,4 +196,55 @@ async def test_parts_written_with_another_size_are_never_read_as_these(
     assert await reports.list_sales(db, query, None, "asc", 20, 990) == expected
     assert await reports.list_sales(db, query, "user_id", "asc", 20, 5) == await aggregated(
         db, query, "user_id", "asc", 20, 5
+    )
+
+
+def former_layout(parts: list[Document]) -> list[Document]:
+    """Today's parts of one status as an older release stored them: FORMER_PART_ROWS rows a part,
+    under ids without the size."""
+    per = FORMER_PART_ROWS // LISTING_PART_ROWS
+    ordered = sorted(parts, key=lambda p: p["listing_part"]["part"])
+    formers: list[Document] = []
+    for n in range(0, len(ordered), per):
+        group = ordered[n : n + per]
+        rows, ends, offset = b"", array("I"), 0
+        for part in group:
+            part_ends = array("I", bytes(part["listing_part"]["ends"]))
+            ends.extend(end + offset for end in part_ends)
+            rows += bytes(part["listing_part"]["rows"])
+            offset += part_ends[-1]
+        number = n // per
+        first = group[0]
+        formers.append({
+            **{k: v for k, v in first.items() if k not in ("_id", "listing_part")},
+            "_id": f"{first['source_report_id']}:{first['status']}:listing:{number}",
+            "listing_part": {"part": number, "rows": Binary(rows), "ends": Binary(ends.tobytes())},
+        })  # fmt: skip
+    return formers
+
+
+async def test_parts_stored_by_an_older_release_are_cut_to_todays_size_at_start_up(
+    db: AsyncDatabase[Document], stored: list[Document], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("shared.mongo.MIGRATION_BATCH_BYTES", 1)  # a batch per part: the bound is exercised
+    sales = db[COLLECTIONS.sales]
+    today = sorted([d async for d in sales.find({"listing_part": {"$exists": True}})], key=lambda d: str(d["_id"]))
+    by_status: dict[str, list[Document]] = {}
+    for part in today:
+        by_status.setdefault(part["status"], []).append(part)
+    formers = [former for parts in by_status.values() for former in former_layout(parts)]
+    assert len(formers) < len(today)  # 2 600 rows: parts of 1 000 are fewer
+    await sales.delete_many({"_id": {"$in": [d["_id"] for d in today]}})
+    await sales.insert_many(formers)
+    await db[COLLECTIONS.migrations].delete_many({"_id": LISTING_PARTS_RESIZED})
+
+    # Two services starting at once: both cut, neither fails, the parts are today's, once each.
+    counted = await asyncio.gather(resize_listing_parts(db), resize_listing_parts(db))
+    assert max(counted) > 0
+    after = sorted([d async for d in sales.find({"listing_part": {"$exists": True}})], key=lambda d: str(d["_id"]))
+    assert after == today
+    assert await resize_listing_parts(db) == 0  # done: the marker says so
+    query = query_of("sale", ALICE, {})
+    assert await reports.list_sales(db, query, None, "asc", 20, 990) == await aggregated(
+        db, query, None, "asc", 20, 990
     )
