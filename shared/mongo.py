@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -91,7 +92,7 @@ ROWS_TO_CHUNKS: Final = "sales: one document per row -> chunks"
 LISTING_PARTS_RESIZED: Final = "sales: listing parts of 1 000 rows -> 250"
 MIGRATION_BATCH: Final = 1_000
 MIGRATION_BATCH_BYTES: Final = 16 * 1024 * 1024
-DUPLICATE_KEY: Final = 11_000
+DUPLICATE_KEY: Final = 11_000  # MongoDB's code for an `_id` or unique key already taken
 
 
 async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
@@ -182,11 +183,22 @@ async def resize_listing_parts(db: AsyncDatabase[Document]) -> int:
 async def _resize(sales: AsyncCollection[Document], formers: list[Document]) -> int:
     if not formers:
         return 0
-    parts = [part for former in formers for part in resized_parts(former)]
-    try:
-        await sales.insert_many(parts, ordered=False)
-    except BulkWriteError as exc:  # another service inserted the same parts first
-        if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
-            raise
+    # Parts another service inserted first are skipped: they are the same parts.
+    await insert_new(sales, [part for former in formers for part in resized_parts(former)])
     await sales.delete_many({"_id": {"$in": [former["_id"] for former in formers]}})
     return len(formers)
+
+
+async def insert_new(collection: AsyncCollection[Document], docs: Sequence[Any]) -> int:
+    """Inserts documents whose `_id` is deterministic; those already stored (a redelivered command,
+    another service doing the same work) are skipped by the unique `_id`, so nothing is stored
+    twice. Returns the documents inserted."""
+    if not docs:
+        return 0
+    try:
+        result = await collection.insert_many(docs, ordered=False)
+        return len(result.inserted_ids)
+    except BulkWriteError as exc:
+        if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
+            raise
+        return int(exc.details.get("nInserted", 0))

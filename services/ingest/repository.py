@@ -14,17 +14,14 @@ from bson.raw_bson import RawBSONDocument
 from gridfs import AsyncGridFSBucket
 from pymongo import ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
-from shared.mongo import COLLECTIONS, Document
+from shared.mongo import COLLECTIONS, Document, insert_new
 from shared.reports import REPORT_FAILED, REPORT_PENDING, REPORT_PROCESSING
 from shared.sale_chunks import count_pipeline, single
 from shared.source_reports import FAILED, INGESTED, PROCESSING, STORING
 from shared.totals import Totals, to_document
 
 log = logging.getLogger(__name__)
-
-DUPLICATE_KEY = 11000
 
 
 class IngestRepository:
@@ -90,16 +87,7 @@ class IngestRepository:
         """Inserts chunks of rows whose `_id` is deterministic; chunks already there (a redelivered
         command) are skipped by the unique `_id`, so replays store nothing twice. Returns chunks
         inserted."""
-        if not chunks:
-            return 0
-        try:
-            result = await self.sales.insert_many(chunks, ordered=False)
-            return len(result.inserted_ids)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != DUPLICATE_KEY for e in errors):
-                raise
-            return int(exc.details.get("nInserted", 0))
+        return await insert_new(self.sales, chunks)
 
     async def upsert(self, rows: Sequence[Document]) -> None:
         """Replaces rows, each stored on its own, by `_id`: a re-sent sale (same publisher and

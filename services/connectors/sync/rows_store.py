@@ -30,10 +30,8 @@ from services.connectors.platforms.base.puller import Enrichment, Quarantined
 from services.connectors.platforms.base.rows import Row
 from services.connectors.sync.leases import now
 from services.connectors.telemetry import CONNECTOR_QUARANTINED
-from shared.mongo import COLLECTIONS, Document
+from shared.mongo import COLLECTIONS, DUPLICATE_KEY, Document
 from shared.sale_chunks import single
-
-DUPLICATE_KEY = 11000
 
 
 def _plain(value: Any) -> Any:
