@@ -10,7 +10,9 @@ one key document and the row parts:
         order:   {stored field: uint32 permutation of the rows in MongoDB's ascending `$sort`
                   order on (field, _id)} for every field the listing may be ordered by
         products / product, premium, link_null, action, action_ms, sub, sub_ms:
-                  what the listing's filters compare, one entry per row (see `_keeps`)}}
+                  what the listing's filters compare, one entry per row (see `_keeps`)
+        rows, ends: only when the status's rows take at most `KEY_ROWS_MAX_BYTES`: all of
+                  them, as in the parts (below), so a filtered page needs no second read}}
     {_id: "{source_report_id}:{status}:listing:{rows per part}:{part}", (the same owner fields),
      status, rows: [], listing_part: {part, rows: the BSON documents of rows part*250 ..
                     part*250+249 of the status, exactly as stored in the chunks, concatenated;
@@ -22,6 +24,9 @@ where reading a few binary fields costs it under a millisecond (docs/benchmarks.
 load", 2026-12-05). The gateway picks the page's positions from the key document and decodes only
 the page's rows from their parts; a default page of a listed status is cut from its one or two
 parts instead of its chunks (binary: the database does not decode every row of them).
+A small status's key document also holds its rows: its filtered and ordered pages are then one
+read instead of two (the key, then the parts its positions fall in); its default pages still read
+the parts, which hold no more than the page needs.
 
 Why in `sales`: everything that deletes a source's rows deletes by `source_report_id`, so the
 listing can never outlive them; it has no rows of its own (`rows: []`), so every reader that
@@ -62,6 +67,13 @@ LISTING_PART_ROWS: Final = 250
 # Until 2026-12-07 parts were of 1 000 rows, under "{source_report_id}:{status}:listing:{part}":
 # start-up cuts them into today's (shared.mongo.resize_listing_parts, with `resized_parts`).
 FORMER_PART_ROWS: Final = 1_000
+# A status whose rows take at most this many bytes has them in its key document too. A filtered or
+# ordered page of such a status is one read of the key instead of two (the key, then its parts):
+# a database command costs the gateway and the database more than reading this many more bytes,
+# and a page's positions fall in most of a small status's parts anyway (docs/benchmarks.md,
+# "Figures behind code comments"). Larger statuses, whose pages read a few of many parts, keep
+# the two reads.
+KEY_ROWS_MAX_BYTES: Final = 256 * 1024
 # Well under MongoDB's 16 MiB document limit: a status whose largest row would make a part
 # larger gets no listing.
 LISTING_MAX_BYTES: Final = 12 * 1024 * 1024
@@ -224,6 +236,9 @@ def build_listing(chunks: Sequence[Mapping[str, Any]]) -> list[Document]:
         "sub": sub,
         "sub_ms": sub_ms,
     }
+    if sum(len(row) for row in encoded) <= KEY_ROWS_MAX_BYTES:
+        key["listing"]["rows"] = Binary(b"".join(encoded))
+        key["listing"]["ends"] = _packed("I", accumulate(len(row) for row in encoded))
     docs = [key]
     for part, start in enumerate(range(0, len(rows), LISTING_PART_ROWS)):
         members = encoded[start : start + LISTING_PART_ROWS]
@@ -416,8 +431,24 @@ def rows_at(
             if not rows:
                 return None
             break
-        part_ends = ends[number]
-        rows.append(
-            bson.decode(memoryview(part["rows"])[(part_ends[at - 1] if at else 0) : part_ends[at]], codec_options)
-        )
+        rows.append(_row(part["rows"], ends[number], at, codec_options))
     return rows
+
+
+def key_rows(
+    listing: Mapping[str, Any],
+    positions: Iterable[int],
+    codec_options: CodecOptions[Any] = DEFAULT_CODEC_OPTIONS,
+) -> list[Document] | None:
+    """The rows at `positions` from a key document's own copy of its rows (`listing`: its
+    `listing` field), as `rows_at` cuts them from parts; None when the key holds no rows (a
+    status larger than KEY_ROWS_MAX_BYTES, or a key written before keys held them)."""
+    if "rows" not in listing:
+        return None
+    ends = _unpacked("I", listing["ends"])
+    return [_row(listing["rows"], ends, at, codec_options) for at in positions if at < len(ends)]
+
+
+def _row(rows: bytes, ends: array[int], at: int, codec_options: CodecOptions[Any]) -> Document:
+    """The `at`-th of the rows' BSON documents, concatenated in `rows` and ending at `ends`."""
+    return bson.decode(memoryview(rows)[(ends[at - 1] if at else 0) : ends[at]], codec_options)

@@ -23,7 +23,15 @@ from shared.decimal128 import decimal_of, stored_decimal
 from shared.mongo import COLLECTIONS, Document
 from shared.reports import NUMBER_METRIC_NAMES
 from shared.sale_chunks import CHUNK_MATCH_FIELDS, SALES_INDEX, chunk_id, page_of, page_seqs, rows_pipeline
-from shared.sale_listing import ORDER_FIELDS, listing_filter, listing_id, listing_positions, part_ids, rows_at
+from shared.sale_listing import (
+    ORDER_FIELDS,
+    key_rows,
+    listing_filter,
+    listing_id,
+    listing_positions,
+    part_ids,
+    rows_at,
+)
 from shared.sale_rows import MS_PER_DAY
 from shared.source_reports import PENDING
 
@@ -304,6 +312,10 @@ async def listed_page(
     positions = listing_positions(key["listing"], wanted, field, order_dir == "desc", limit, offset)
     if not positions:
         return []
+    # A small status's key holds its rows too: no second read then.
+    held = key_rows(key["listing"], positions, _listed_rows(db))
+    if held is not None:
+        return held
     parts = await by_ids(sales, part_ids(source_report_id, status, positions), chunk_match)
     return rows_at(parts, positions, _listed_rows(db))
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import pytest
 from bson import Binary, Decimal128, Int64
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.gateway import reports
@@ -30,6 +31,7 @@ from shared.sale_listing import (
     listing_part_id,
 )
 from shared.sale_rows import ORDERABLE_FIELDS
+from shared.settings import Settings
 
 CHANNEL = -1001
 ALICE, MALLORY = User(1, "alice"), User(2, "mallory")
@@ -71,6 +73,10 @@ async def stored(db: AsyncDatabase[Document]) -> list[Document]:
     listings = build_listings(chunks)
     assert {d["status"] for d in listings} == {"sale", "lead", "funnel"}  # never the subscribers
     assert listing_part_id("src", "sale", 1) in {d["_id"] for d in listings}
+    # Both kinds of key, so that every test below reads both: the sales' (≈ 450 KiB of rows) holds
+    # none, the leads' (≈ 220 KiB) holds its rows (KEY_ROWS_MAX_BYTES).
+    keys = {d["status"]: d["listing"] for d in listings if "listing" in d}
+    assert "rows" not in keys["sale"] and "rows" in keys["lead"]
     await db[COLLECTIONS.sales].insert_many([*chunks, *listings])
     return rows
 
@@ -176,6 +182,36 @@ async def test_another_users_query_is_not_answered_from_the_listing(
     elsewhere = {**query_of("sale", ALICE, {}), "channel_id": Int64(CHANNEL - 1)}
     assert await reports.list_sales(db, elsewhere, None, "asc", 50, 0) == []
     assert await reports.list_sales(db, {**elsewhere, "product": {"$eq": "Course A"}}, "user_id", "asc", 50, 0) == []
+
+
+@pytest.mark.parametrize(("status", "reads"), [("lead", 1), ("sale", 2)])
+async def test_a_filtered_page_of_a_small_status_is_one_read(
+    settings: Settings, stored: list[Document], status: str, reads: int
+) -> None:
+    commands = CommandLog()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongo_url, tz_aware=True, event_listeners=[commands])
+    try:
+        db = client[settings.mongo_db]
+        query = query_of(status, ALICE, {"product": "Course A"})
+        page = await reports.list_sales(db, query, "purchase_amount", "desc", 20, 5)
+        assert commands.names == ["find"] * reads  # the key, then (unless it holds the rows) the parts
+        assert page == await aggregated(db, query, "purchase_amount", "desc", 20, 5) and len(page) == 20
+    finally:
+        await client.close()
+
+
+class CommandLog(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.names.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
 
 
 async def test_parts_written_with_another_size_are_never_read_as_these(

@@ -11,6 +11,7 @@ from bson import Decimal128, Int64
 
 from shared.sale_chunks import pack
 from shared.sale_listing import (
+    KEY_ROWS_MAX_BYTES,
     LISTING_PART_ROWS,
     ListingCollector,
     ListingFilter,
@@ -18,6 +19,7 @@ from shared.sale_listing import (
     build_listing,
     build_listings,
     date_ms,
+    key_rows,
     listing_filter,
     listing_positions,
     order_key,
@@ -107,3 +109,25 @@ def test_rows_at_stops_at_the_end_and_knows_a_missing_part() -> None:
     assert tail is not None and [r["row"] for r in tail] == list(range(1_042, 1_052))
     assert rows_at(parts, range(1_050, 1_060)) is None  # past the end: nothing to cut
     assert rows_at(parts[:1], range(1_000, 1_010)) is None  # its part is not there
+
+
+def test_a_small_statuses_key_holds_its_rows_as_its_parts_do() -> None:
+    key, *parts = build_listing(pack(rows(600)))
+    assert sum(len(bson.encode(r)) for r in rows(600)) <= KEY_ROWS_MAX_BYTES  # small enough to be held
+    assert len(parts) == 3  # and still written to parts, which its default pages read
+    positions = listing_positions(key["listing"], ListingFilter(is_premium=False), "purchase_amount", True, 50, 7)
+    held = key_rows(key["listing"], positions)
+    assert held is not None and len(held) == 50
+    assert held == rows_at(parts, positions)
+    assert key_rows(key["listing"], [599, 600, 601]) == rows_at(parts, [599])  # nothing past the end
+
+
+def test_a_larger_statuses_key_holds_no_rows() -> None:
+    many = rows(1_000)
+    for row in many:
+        row["name"] = "x" * 300  # each row ≈ 0.4 KiB: the status passes KEY_ROWS_MAX_BYTES
+    assert sum(len(bson.encode(r)) for r in many) > KEY_ROWS_MAX_BYTES
+    key, *parts = build_listing(pack(many))
+    assert "rows" not in key["listing"] and "ends" not in key["listing"]
+    assert key_rows(key["listing"], [0, 1]) is None  # its pages read the parts
+    assert len(parts) == 4
