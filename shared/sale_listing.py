@@ -69,11 +69,11 @@ LISTING_PART_ROWS: Final = 250
 FORMER_PART_ROWS: Final = 1_000
 # A status whose rows take at most this many bytes has them in its key document too. A filtered or
 # ordered page of such a status is one read of the key instead of two (the key, then its parts):
-# a database command costs the gateway and the database more than reading this many more bytes,
-# and a page's positions fall in most of a small status's parts anyway (docs/benchmarks.md,
-# "Figures behind code comments"). Larger statuses, whose pages read a few of many parts, keep
-# the two reads.
-KEY_ROWS_MAX_BYTES: Final = 256 * 1024
+# a second database command costs the gateway and the database more than reading up to about
+# this many bytes more, and a page's positions fall in most of a small status's parts anyway
+# (docs/benchmarks.md, "Figures behind code comments"). Larger statuses, whose pages read a few
+# of many parts, keep the two reads.
+KEY_ROWS_MAX_BYTES: Final = 512 * 1024
 # Well under MongoDB's 16 MiB document limit: a status whose largest row would make a part
 # larger gets no listing.
 LISTING_MAX_BYTES: Final = 12 * 1024 * 1024

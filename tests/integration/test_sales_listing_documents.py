@@ -68,13 +68,13 @@ def file_rows(n: int, seed: int = 7) -> list[Document]:
 @pytest.fixture
 async def stored(db: AsyncDatabase[Document]) -> list[Document]:
     await ensure_indexes(db)
-    rows = file_rows(2_600)  # its sales span two parts of their listing (LISTING_PART_ROWS)
+    rows = file_rows(3_200)  # its sales span six parts of their listing (LISTING_PART_ROWS)
     chunks = pack(rows)
     listings = build_listings(chunks)
     assert {d["status"] for d in listings} == {"sale", "lead", "funnel"}  # never the subscribers
     assert listing_part_id("src", "sale", 1) in {d["_id"] for d in listings}
-    # Both kinds of key, so that every test below reads both: the sales' (≈ 450 KiB of rows) holds
-    # none, the leads' (≈ 220 KiB) holds its rows (KEY_ROWS_MAX_BYTES).
+    # Both kinds of key, so that every test below reads both: the sales' (≈ 540 KiB of rows) holds
+    # none, the leads' (≈ 270 KiB) holds its rows (KEY_ROWS_MAX_BYTES).
     keys = {d["status"]: d["listing"] for d in listings if "listing" in d}
     assert "rows" not in keys["sale"] and "rows" in keys["lead"]
     await db[COLLECTIONS.sales].insert_many([*chunks, *listings])
@@ -269,7 +269,7 @@ async def test_parts_stored_by_an_older_release_are_cut_to_todays_size_at_start_
     for part in today:
         by_status.setdefault(part["status"], []).append(part)
     formers = [former for parts in by_status.values() for former in former_layout(parts)]
-    assert len(formers) < len(today)  # 2 600 rows: parts of 1 000 are fewer
+    assert len(formers) < len(today)  # 3 200 rows: parts of 1 000 are fewer
     await sales.delete_many({"_id": {"$in": [d["_id"] for d in today]}})
     await sales.insert_many(formers)
     await db[COLLECTIONS.migrations].delete_many({"_id": LISTING_PARTS_RESIZED})
