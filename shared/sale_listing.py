@@ -11,19 +11,23 @@ one key document and the row parts:
                   order on (field, _id)} for every field the listing may be ordered by
         products / product, premium, link_null, action, action_ms, sub, sub_ms:
                   what the listing's filters compare, one entry per row (see `_keeps`)
-        rows, ends: only when the status's rows take at most `KEY_ROWS_MAX_BYTES`: all of
-                  them, as in the parts (below), so a filtered page needs no second read}}
+        rows, ends, json: only when the status's rows take at most `KEY_ROWS_MAX_BYTES`: all
+                  of them, as in the parts (below), so a filtered page needs no second read}}
     {_id: "{source_report_id}:{status}:listing:{rows per part}:{part}", (the same owner fields),
-     status, rows: [], listing_part: {part, rows: the BSON documents of rows part*250 ..
-                    part*250+249 of the status, exactly as stored in the chunks, concatenated;
-                    ends: uint32 end offset of each}}
+     status, rows: [], listing_part: {part, rows: the JSON of rows part*250 .. part*250+249
+                    of the status, each as the listing answers with it (shared/sale_row_json.py),
+                    concatenated; ends: uint32 end offset of each; json: ROW_JSON_VERSION}}
 
 Why: without them, such a page makes the database unwind, filter and sort every row of the
 status (SecantusDB spent 15-50 ms on a 4 000-row source's page, 330 ms when sorting by amount),
 where reading a few binary fields costs it under a millisecond (docs/benchmarks.md, "Gateway
-load", 2026-12-05). The gateway picks the page's positions from the key document and decodes only
-the page's rows from their parts; a default page of a listed status is cut from its one or two
+load", 2026-12-05). The gateway picks the page's positions from the key document and joins the
+page's rows from their parts; a default page of a listed status is cut from its one or two
 parts instead of its chunks (binary: the database does not decode every row of them).
+Rows are held as their JSON, so a page is sent as the held bytes: decoding each row's BSON and
+writing it as JSON cost the gateway ≈ 12 µs a row, most of a 50-row page's CPU, and the JSON is
+smaller (docs/benchmarks.md, "Figures behind code comments"). Listings written before 2026-12-07
+hold their rows as BSON, exactly as stored in the chunks, and no `json`: they are read as such.
 A small status's key document also holds its rows: its filtered and ordered pages are then one
 read instead of two (the key, then the parts its positions fall in); its default pages still read
 the parts, which hold no more than the page needs.
@@ -52,6 +56,7 @@ from bson import Binary, Decimal128
 from bson.codec_options import DEFAULT_CODEC_OPTIONS, CodecOptions
 
 from shared.sale_chunks import CHUNK_FIELDS
+from shared.sale_row_json import ROW_JSON_VERSION, sale_row_json
 from shared.sale_rows import ACTION_STATUSES, ORDERABLE_FIELDS
 
 Document = dict[str, Any]
@@ -113,7 +118,8 @@ def resized_parts(former: Mapping[str, Any]) -> list[Document]:
         parts.append({
             "_id": listing_part_id(str(former["source_report_id"]), str(former["status"]), part), **owner,
             "listing_part": {"part": part, "rows": Binary(rows[begin : members[-1]]),
-                             "ends": _packed("I", (end - begin for end in members))},
+                             "ends": _packed("I", (end - begin for end in members)),
+                             **({"json": body["json"]} if "json" in body else {})},
         })  # fmt: skip
     return parts
 
@@ -211,7 +217,7 @@ def build_listing(chunks: Sequence[Mapping[str, Any]]) -> list[Document]:
     order: Document = {}
     for field, field_keys in keys.items():
         order[field] = _packed("I", sorted(range(len(rows)), key=lambda i: (field_keys[i], ids[i])))
-    encoded = [bson.encode(row) for row in rows]
+    encoded = [sale_row_json(row) for row in rows]
     if max(len(row) for row in encoded) * LISTING_PART_ROWS > LISTING_MAX_BYTES:
         return []
     products: dict[str, int] = {}
@@ -239,13 +245,15 @@ def build_listing(chunks: Sequence[Mapping[str, Any]]) -> list[Document]:
     if sum(len(row) for row in encoded) <= KEY_ROWS_MAX_BYTES:
         key["listing"]["rows"] = Binary(b"".join(encoded))
         key["listing"]["ends"] = _packed("I", accumulate(len(row) for row in encoded))
+        key["listing"]["json"] = ROW_JSON_VERSION
     docs = [key]
     for part, start in enumerate(range(0, len(rows), LISTING_PART_ROWS)):
         members = encoded[start : start + LISTING_PART_ROWS]
         ends = list(accumulate(len(row) for row in members))
         docs.append({
             "_id": listing_part_id(source_report_id, status, part), **owner, "status": status, "rows": [],
-            "listing_part": {"part": part, "rows": Binary(b"".join(members)), "ends": _packed("I", ends)},
+            "listing_part": {"part": part, "rows": Binary(b"".join(members)), "ends": _packed("I", ends),
+                             "json": ROW_JSON_VERSION},
         })  # fmt: skip
     return docs
 
@@ -415,23 +423,27 @@ def rows_at(
     parts: Iterable[Mapping[str, Any]],
     positions: Iterable[int],
     codec_options: CodecOptions[Any] = DEFAULT_CODEC_OPTIONS,
-) -> list[Document] | None:
-    """The rows at `positions`, in that order, from the listing's part documents; decoded with the
-    database client's `codec_options`, as a query would return them. Stops at the first position
-    past the last row (a page past the end); None when no part holds the first position."""
+) -> list[bytes] | None:
+    """The JSON of the rows at `positions`, in that order, from the listing's part documents (rows
+    a part holds as BSON, as written before parts held their JSON, decoded with the database
+    client's `codec_options` and written as JSON). Stops at the first position past the last row
+    (a page past the end); None when no part holds the first position, or a part holds its rows'
+    JSON in another version than this release writes (ROW_JSON_VERSION)."""
     by_part = {int(p["listing_part"]["part"]): p["listing_part"] for p in parts}
     ends: dict[int, array[int]] = {}
-    rows: list[Document] = []
+    rows: list[bytes] = []
     for i in positions:
         number, at = divmod(i, LISTING_PART_ROWS)
         part = by_part.get(number)
         if part is not None and number not in ends:
+            if not _readable(part):
+                return None
             ends[number] = _unpacked("I", part["ends"])
         if part is None or at >= len(ends[number]):
             if not rows:
                 return None
             break
-        rows.append(_row(part["rows"], ends[number], at, codec_options))
+        rows.append(_row(part, ends[number], at, codec_options))
     return rows
 
 
@@ -439,16 +451,26 @@ def key_rows(
     listing: Mapping[str, Any],
     positions: Iterable[int],
     codec_options: CodecOptions[Any] = DEFAULT_CODEC_OPTIONS,
-) -> list[Document] | None:
-    """The rows at `positions` from a key document's own copy of its rows (`listing`: its
-    `listing` field), as `rows_at` cuts them from parts; None when the key holds no rows (a
-    status larger than KEY_ROWS_MAX_BYTES, or a key written before keys held them)."""
-    if "rows" not in listing:
+) -> list[bytes] | None:
+    """The JSON of the rows at `positions` from a key document's own copy of its rows (`listing`:
+    its `listing` field), as `rows_at` cuts them from parts; None when the key holds no rows (a
+    status larger than KEY_ROWS_MAX_BYTES, or a key written before keys held them) or holds them
+    in another version of their JSON."""
+    if "rows" not in listing or not _readable(listing):
         return None
     ends = _unpacked("I", listing["ends"])
-    return [_row(listing["rows"], ends, at, codec_options) for at in positions if at < len(ends)]
+    return [_row(listing, ends, at, codec_options) for at in positions if at < len(ends)]
 
 
-def _row(rows: bytes, ends: array[int], at: int, codec_options: CodecOptions[Any]) -> Document:
-    """The `at`-th of the rows' BSON documents, concatenated in `rows` and ending at `ends`."""
-    return bson.decode(memoryview(rows)[(ends[at - 1] if at else 0) : ends[at]], codec_options)
+def _readable(held: Mapping[str, Any]) -> bool:
+    """Rows held as BSON (no version: written before rows were held as JSON) or as this release's JSON."""
+    version: object = held.get("json", ROW_JSON_VERSION)
+    return version == ROW_JSON_VERSION
+
+
+def _row(held: Mapping[str, Any], ends: array[int], at: int, codec_options: CodecOptions[Any]) -> bytes:
+    """The `at`-th of the rows held (`rows` concatenated, ending at `ends`), as its JSON."""
+    row = memoryview(held["rows"])[(ends[at - 1] if at else 0) : ends[at]]
+    if "json" in held:
+        return bytes(row)
+    return sale_row_json(bson.decode(row, codec_options))

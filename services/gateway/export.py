@@ -1,8 +1,8 @@
 """Report export: an .xlsx workbook with the metrics and a funnel chart, and CSV of the sale rows.
 
 Pure builders: they take the report as `reports.report_view` returns it and sale rows as
-`reports.sale_row_view` returns them (raw `sales` documents are accepted too), and return bytes or
-lines. All I/O (MongoDB, HTTP) stays in `routes/exports.py`.
+`shared.sale_row_json.sale_row_view` returns them (raw `sales` documents are accepted too), and
+return bytes or lines. All I/O (MongoDB, HTTP) stays in `routes/exports.py`.
 
 The workbook is written with openpyxl's write-only mode: rows are streamed to a temporary file as
 they come, so a source report with millions of rows does not hold millions of cell objects in memory.

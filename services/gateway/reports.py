@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, Final, Literal
 
 import bson
@@ -17,9 +16,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.gateway.auth import User
-from services.gateway.schemas import SaleRowJson, cents, utc_text
 from shared.currency import DEFAULT_CURRENCY
-from shared.decimal128 import decimal_of, stored_decimal
+from shared.decimal128 import decimal_of
 from shared.mongo import COLLECTIONS, Document
 from shared.reports import NUMBER_METRIC_NAMES
 from shared.sale_chunks import CHUNK_MATCH_FIELDS, SALES_INDEX, chunk_id, page_of, page_seqs, rows_pipeline
@@ -32,7 +30,7 @@ from shared.sale_listing import (
     part_ids,
     rows_at,
 )
-from shared.sale_rows import MS_PER_DAY
+from shared.sale_row_json import sale_row_json
 from shared.source_reports import PENDING
 
 # Public name → stored field, for the report list's order_by whitelist.
@@ -252,8 +250,9 @@ async def list_sales(
     order_dir: Literal["asc", "desc"],
     limit: int,
     offset: int,
-) -> list[SaleRowJson]:
-    """One page of the rows `query` selects (it names the source report and the status).
+) -> list[bytes]:
+    """One page of the rows `query` selects (it names the source report and the status), each row
+    as its JSON (shared/sale_row_json.py; `json_array` makes the answer of them).
 
     Where the status has listing documents (shared/sale_listing.py: an Excel file's status of up to
     `LISTING_MAX_ROWS` rows), every page is cut from them: the default page (row order, no filter
@@ -270,20 +269,20 @@ async def list_sales(
             parts = await by_ids(db[COLLECTIONS.sales], part_ids(source_report_id, status, positions), chunk_match)
             listed = rows_at(parts, positions, _listed_rows(db))
             if listed is not None:
-                return [sale_row_view(row) for row in listed]
+                return listed
         seqs = page_seqs(offset, limit)
         ids = [chunk_id(source_report_id, status, seq) for seq in seqs]
         chunks = await by_ids(db[COLLECTIONS.sales], ids, chunk_match)
         if any("seq" in chunk for chunk in chunks):
-            return [sale_row_view(row) for row in page_of(chunks, offset, limit)]
+            return [sale_row_json(row) for row in page_of(chunks, offset, limit)]
         # No chunk there: past the end, or a source whose rows are stored one by one (a
         # connector's), or not the caller's; the general path below tells them apart.
     else:
         listed = await listed_page(db, chunk_match, row_match, order_by, order_dir, limit, offset)
         if listed is not None:
-            return [sale_row_view(row) for row in listed]
+            return listed
     pipeline = listing_pipeline(query, order_by, order_dir, limit, offset)
-    return [sale_row_view(d) async for d in await db[COLLECTIONS.sales].aggregate(pipeline)]
+    return [sale_row_json(d) async for d in await db[COLLECTIONS.sales].aggregate(pipeline)]
 
 
 async def listed_page(
@@ -294,8 +293,8 @@ async def listed_page(
     order_dir: Literal["asc", "desc"],
     limit: int,
     offset: int,
-) -> list[Document] | None:
-    """The page cut from the status's listing documents (shared/sale_listing.py), or None when
+) -> list[bytes] | None:
+    """The page (each row's JSON) cut from the status's listing documents (shared/sale_listing.py), or None when
     there are none to cut it from (a connector's source, a large status, not the caller's, a
     filter the listing does not hold): the aggregation answers then."""
     wanted = listing_filter(row_match)
@@ -342,31 +341,7 @@ def listing_pipeline(
 
 
 def _listed_rows(db: AsyncDatabase[Document]) -> CodecOptions[Document]:
-    """How a page's rows are decoded from their listing parts: with naive datetimes, cheaper than
-    aware ones (docs/benchmarks.md, "Figures behind code comments"), since sale_row_view writes a
-    naive moment as the UTC it is stored in."""
+    """How a page's rows are decoded from listing parts written as BSON (before listings held
+    their rows' JSON): with naive datetimes, cheaper than aware ones (docs/benchmarks.md, "Figures
+    behind code comments"), since sale_row_view writes a naive moment as the UTC it is stored in."""
     return db.codec_options.with_options(tz_aware=False, tzinfo=None)
-
-
-def sale_row_view(doc: Mapping[str, Any]) -> SaleRowJson:
-    """A stored sale row as the listing writes it (SaleRowSchema's JSON, see SaleRowJson)."""
-    amount, period_ms, birthdate = doc.get("purchase_amount"), doc.get("action_period_ms"), doc.get("birthdate")
-    user_id, sub_date = doc.get("user_id"), doc.get("sub_date")
-    unsub_date, action_date = doc.get("unsub_date"), doc.get("action_date")
-    return {
-        "user_id": None if user_id is None else int(user_id),
-        "name": doc.get("name"),
-        "product": doc.get("product"),
-        "purchase_amount": None if amount is None else cents(stored_decimal(amount)),
-        "username": doc.get("username"),
-        "photo_url": doc.get("photo_url"),
-        "is_premium": bool(doc.get("is_premium")),
-        "phone_number": doc.get("phone_number"),
-        "birthdate": birthdate.date() if isinstance(birthdate, datetime) else None,
-        "status": doc.get("status"),
-        "sub_date": None if sub_date is None else utc_text(sub_date),
-        "unsub_date": None if unsub_date is None else utc_text(unsub_date),
-        "action_date": None if action_date is None else utc_text(action_date),
-        "action_period": None if period_ms is None else cents(Decimal(int(period_ms)) / MS_PER_DAY),
-        "invite_link": doc.get("invite_link"),
-    }

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import date, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
@@ -12,36 +12,17 @@ from pydantic import (
     Field,
     PlainSerializer,
     StringConstraints,
-    TypeAdapter,
     create_model,
     model_validator,
 )
-from typing_extensions import TypedDict
 
 from shared.connector_commands import CommandState
 from shared.contracts import ChannelId
 from shared.credentials import Kind, missing_credentials
 from shared.reports import LINK_FIELDS, LINK_FIELDS_ALWAYS_SET, REPORT_METRICS, MetricField, ReportStatus
+from shared.sale_row_json import cents, utc_text
 from shared.sale_rows import ActionStatus
 from shared.source_reports import SourceKind, SourceStatus
-
-
-def utc_text(value: datetime) -> str:
-    """A moment as the API writes it: ISO 8601 in UTC with a Z (a naive one is UTC already)."""
-    if value.tzinfo is None:
-        return f"{value.isoformat()}Z"
-    text = value.isoformat()
-    if text.endswith("+00:00"):  # what the database's UTC datetimes give, without a conversion
-        return f"{text[:-6]}Z"
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-_CENT = Decimal("0.01")
-
-
-def cents(value: Decimal) -> float:
-    """An amount as the API writes it: rounded half up to the cent."""
-    return float(value.quantize(_CENT, rounding=ROUND_HALF_UP))
 
 
 def _exact(value: Decimal) -> float:
@@ -237,33 +218,6 @@ class SaleRowSchema(BaseModel):
     action_date: UtcDatetime | None = None
     action_period: Number2 | None = Field(None, description="action_date − sub_date in days")
     invite_link: str | None = None
-
-
-class SaleRowJson(TypedDict):
-    """A sale row as SaleRowSchema writes it, its values already in their JSON form (moments as
-    `utc_text`, amounts as `cents`), so a page is serialised without a model instance or a Python
-    call per value, which were most of a page's CPU (docs/benchmarks.md, "Figures behind code
-    comments"). SaleRowSchema stays the documented model;
-    a test keeps the two writing the same bytes."""
-
-    user_id: int | None
-    name: str | None
-    product: str | None
-    purchase_amount: float | None
-    username: str | None
-    photo_url: str | None
-    is_premium: bool
-    phone_number: str | None
-    birthdate: date | None
-    status: str | None
-    sub_date: str | None
-    unsub_date: str | None
-    action_date: str | None
-    action_period: float | None
-    invite_link: str | None
-
-
-SALE_ROWS_JSON: TypeAdapter[list[SaleRowJson]] = TypeAdapter(list[SaleRowJson])
 
 
 # --------------------------------------------------------------------------- connections (routes/connections.py)

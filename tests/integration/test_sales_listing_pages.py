@@ -4,6 +4,7 @@ both give the rows of that source, status and owner only, in order (see reports.
 
 from __future__ import annotations
 
+import json
 from typing import Literal
 
 import pytest
@@ -66,7 +67,7 @@ async def page(
 ) -> list[int]:
     query = reports.owned(reports.sales_query(source, "sale", product, None, None, None, None), user, CHANNEL)
     listed = await reports.list_sales(db, query, order_by, order_dir, limit, offset)
-    return [int(r["user_id"] or 0) for r in listed]
+    return [int(json.loads(r)["user_id"] or 0) for r in listed]
 
 
 def ids(rows: list[Document]) -> list[int]:
@@ -116,7 +117,7 @@ async def test_rows_stored_one_by_one_page_by_id(db: AsyncDatabase[Document], sa
         db, reports.owned(reports.sales_query("c", "sale", None, None, None, None, None), ALICE, CHANNEL), None,
         "asc", 2, 1,
     )  # fmt: skip
-    assert [r["user_id"] for r in listed] == [10_000, 10_000]
+    assert [json.loads(r)["user_id"] for r in listed] == [10_000, 10_000]
     assert len(await page(db, ALICE, source="c", limit=10)) == 3
 
 

@@ -4,6 +4,7 @@ order and page. The period is matched after the indexed equalities (see reports.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -13,10 +14,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.gateway import reports
 from services.gateway.auth import User
-from services.gateway.schemas import utc_text
 from shared.mongo import COLLECTIONS, Document, ensure_indexes
 from shared.sale_chunks import pack, single
 from shared.sale_listing import build_listings
+from shared.sale_row_json import utc_text
 
 CHANNEL = -1001
 DAY0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -82,7 +83,8 @@ async def test_a_period_lists_its_rows_in_order_and_page(
     offset: int,
 ) -> None:
     query = reports.sales_query("s", "sale", None, None, START, END, None)
-    listed = await reports.list_sales(db, reports.owned(query, ALICE, CHANNEL), order_by, order_dir, limit, offset)
+    page = await reports.list_sales(db, reports.owned(query, ALICE, CHANNEL), order_by, order_dir, limit, offset)
+    listed = [json.loads(r) for r in page]
 
     field = reports.SALE_ORDER_FIELDS[order_by] if order_by else "row"
     expected = sorted(

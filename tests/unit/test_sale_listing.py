@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -25,15 +26,21 @@ from shared.sale_listing import (
     order_key,
     rows_at,
 )
+from shared.sale_row_json import ROW_JSON_VERSION, sale_row_json
 
 
 def rows(n: int, status: str | None = "sale", source: str = "s") -> list[dict[str, object]]:
     return [
         {"_id": f"{source}:{i}", "source_report_id": source, "creator_id": 1, "channel_id": Int64(-5),
          "report_id": "r", "source": "excel", "row": i, "status": status, "user_id": Int64(i % 7),
-         "purchase_amount": Decimal128(str(i % 5)), "is_premium": i % 2 == 0}
+         "purchase_amount": Decimal128(str(i % 5)), "is_premium": i % 2 == 0, "name": f"row {i}"}
         for i in range(2, n + 2)
     ]  # fmt: skip
+
+
+def names(held: list[bytes] | None) -> list[str]:
+    assert held is not None
+    return [json.loads(row)["name"] for row in held]
 
 
 def test_bson_type_order_null_numbers_strings_booleans_dates() -> None:
@@ -97,23 +104,24 @@ def test_a_page_in_both_directions_is_the_same_rows_reversed() -> None:
     assert desc == asc[::-1] and sorted(asc) == list(range(2_500))
     by_amount = rows_at(parts, asc)
     assert by_amount is not None
-    amounts = [(r["purchase_amount"].to_decimal(), r["_id"]) for r in by_amount]
-    assert amounts == sorted(amounts)
+    stored = rows(2_500)  # ties of an amount go by `_id`, as MongoDB's $sort on (amount, _id)
+    expected = sorted(stored, key=lambda r: (r["purchase_amount"].to_decimal(), r["_id"]))  # type: ignore[attr-defined]
+    assert by_amount == [sale_row_json(r) for r in expected]
     premium = listing_positions(key["listing"], ListingFilter(is_premium=True), "row", False, 5, 2)
-    assert [r["row"] for r in rows_at(parts, premium) or []] == [6, 8, 10, 12, 14]
+    assert names(rows_at(parts, premium)) == ["row 6", "row 8", "row 10", "row 12", "row 14"]
 
 
 def test_rows_at_stops_at_the_end_and_knows_a_missing_part() -> None:
     _, *parts = build_listing(pack(rows(1_050)))
     tail = rows_at(parts, range(1_040, 1_060))
-    assert tail is not None and [r["row"] for r in tail] == list(range(1_042, 1_052))
+    assert names(tail) == [f"row {i}" for i in range(1_042, 1_052)]
     assert rows_at(parts, range(1_050, 1_060)) is None  # past the end: nothing to cut
     assert rows_at(parts[:1], range(1_000, 1_010)) is None  # its part is not there
 
 
 def test_a_small_statuses_key_holds_its_rows_as_its_parts_do() -> None:
     key, *parts = build_listing(pack(rows(600)))
-    assert sum(len(bson.encode(r)) for r in rows(600)) <= KEY_ROWS_MAX_BYTES  # small enough to be held
+    assert sum(len(sale_row_json(r)) for r in rows(600)) <= KEY_ROWS_MAX_BYTES  # small enough to be held
     assert len(parts) == 3  # and still written to parts, which its default pages read
     positions = listing_positions(key["listing"], ListingFilter(is_premium=False), "purchase_amount", True, 50, 7)
     held = key_rows(key["listing"], positions)
@@ -125,9 +133,52 @@ def test_a_small_statuses_key_holds_its_rows_as_its_parts_do() -> None:
 def test_a_larger_statuses_key_holds_no_rows() -> None:
     many = rows(1_200)
     for row in many:
-        row["name"] = "x" * 400  # each row ≈ 0.5 KiB: the status passes KEY_ROWS_MAX_BYTES
-    assert sum(len(bson.encode(r)) for r in many) > KEY_ROWS_MAX_BYTES
+        row["name"] = "x" * 450  # each row ≈ 0.5 KiB: the status passes KEY_ROWS_MAX_BYTES
+    assert sum(len(sale_row_json(r)) for r in many) > KEY_ROWS_MAX_BYTES
     key, *parts = build_listing(pack(many))
     assert "rows" not in key["listing"] and "ends" not in key["listing"]
     assert key_rows(key["listing"], [0, 1]) is None  # its pages read the parts
     assert len(parts) == 5
+
+
+def test_rows_are_held_as_the_json_the_listing_answers_with() -> None:
+    key, *parts = build_listing(pack(rows(300)))
+    assert key["listing"]["json"] == ROW_JSON_VERSION and all(p["listing_part"]["json"] for p in parts)
+    first = parts[0]["listing_part"]
+    end = struct.unpack_from("<I", first["ends"])[0]
+    assert bytes(first["rows"][:end]) == sale_row_json(rows(1)[0])  # the first row's JSON, as sent
+
+
+def bson_layout(held: dict[str, object], stored: list[dict[str, object]]) -> dict[str, object]:
+    """Rows held as a release before 2026-12-07 held them: each row's BSON, no `json`."""
+    encoded = [bson.encode(row) for row in stored]
+    ends, total = [], 0
+    for row in encoded:
+        total += len(row)
+        ends.append(total)
+    rest = {k: v for k, v in held.items() if k not in ("rows", "ends", "json")}
+    return {**rest, "rows": b"".join(encoded), "ends": struct.pack(f"<{len(ends)}I", *ends)}
+
+
+def test_rows_held_as_bson_by_an_earlier_release_are_read_as_json() -> None:
+    stored = rows(600)
+    key, *parts = build_listing(pack(stored))
+    earlier = [
+        {
+            **p,
+            "listing_part": bson_layout(p["listing_part"], stored[n * LISTING_PART_ROWS : (n + 1) * LISTING_PART_ROWS]),
+        }
+        for n, p in enumerate(parts)
+    ]
+    earlier_key = bson_layout(key["listing"], stored)
+    positions = listing_positions(key["listing"], ListingFilter(is_premium=True), "user_id", True, 50, 3)
+    assert len(positions) == 50
+    assert rows_at(earlier, positions) == rows_at(parts, positions) == [sale_row_json(stored[i]) for i in positions]
+    assert key_rows(earlier_key, positions) == key_rows(key["listing"], positions) == rows_at(parts, positions)
+
+
+def test_rows_held_in_another_json_version_are_never_sent() -> None:
+    key, *parts = build_listing(pack(rows(600)))
+    later = [{**p, "listing_part": {**p["listing_part"], "json": ROW_JSON_VERSION + 1}} for p in parts]
+    assert rows_at(later, range(10)) is None  # the page then comes from the chunks
+    assert key_rows({**key["listing"], "json": ROW_JSON_VERSION + 1}, range(10)) is None

@@ -16,7 +16,6 @@ from services.gateway.deps import BusDep, CurrentUser, Db, Reads, SettingsDep
 from services.gateway.schemas import (
     COMMON_RESPONSES,
     MAX_LIMIT,
-    SALE_ROWS_JSON,
     CreateSalesResponse,
     ErrorSchema,
     ReportListItem,
@@ -27,6 +26,7 @@ from services.gateway.schemas import (
     SalesListingQuery,
 )
 from shared.contracts import ChannelId
+from shared.sale_row_json import json_array
 
 router = APIRouter(prefix="/sales", tags=["sales"], responses=COMMON_RESPONSES)
 
@@ -35,7 +35,7 @@ Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 OrderDir = Literal["asc", "desc"]
 # The read routes serialize inside the coalesced read and answer with the bytes (the declared
 # response_model still documents them): with the response_model's own rules for the report, and
-# for sale rows with SALE_ROWS_JSON, the same bytes from rows already in their JSON form.
+# sale rows joined from each row's JSON (shared/sale_row_json.py), the same bytes.
 REPORT_JSON = TypeAdapter(ReportSchema)
 
 
@@ -183,7 +183,7 @@ async def list_sales(
         )
         if not rows and await reports.find_source_report(db, user, channel_id, source_report_id) is None:
             return None
-        return SALE_ROWS_JSON.dump_json(rows)
+        return json_array(rows)
 
     key = ("sales", user.id, channel_id, repr(query), q.order_by, q.order_dir, q.limit, q.offset)
     content = await reads.read(key, page)

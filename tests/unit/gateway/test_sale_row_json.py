@@ -1,5 +1,6 @@
-"""The sales listing writes its rows from SaleRowJson (values already in their JSON form): the
-bytes must be exactly those of the documented SaleRowSchema, built from the same stored rows."""
+"""The sales listing writes its rows from SaleRowJson (values already in their JSON form), each
+row on its own (a listing document holds them so) and a page as those joined: the bytes must be
+exactly those of the documented SaleRowSchema, built from the same stored rows."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from typing import Any
 from bson import Decimal128, Int64
 from pydantic import TypeAdapter
 
-from services.gateway.reports import sale_row_view
-from services.gateway.schemas import SALE_ROWS_JSON, SaleRowSchema, utc_text
+from services.gateway.schemas import SaleRowSchema
+from shared.sale_row_json import json_array, sale_row_json, utc_text
 from shared.sale_rows import MS_PER_DAY
 
 DOCUMENTED = TypeAdapter(list[SaleRowSchema])
@@ -82,7 +83,7 @@ def test_a_page_is_written_as_the_documented_model_writes_it() -> None:
     for _ in range(300):
         page = [stored_row(rnd) for _ in range(rnd.randrange(1, 30))]
         expected = DOCUMENTED.dump_json(DOCUMENTED.validate_python([model_row(doc) for doc in page]))
-        assert SALE_ROWS_JSON.dump_json([sale_row_view(doc) for doc in page]) == expected
+        assert json_array(sale_row_json(doc) for doc in page) == expected
 
 
 def test_utc_text_of_every_kind_of_moment() -> None:
